@@ -1,0 +1,434 @@
+"""Invoices, gapless numbering, credit notes, payments recorded and the credit ledger.
+
+Every function here only flushes: the caller commits once. The exception is `close_month`
+(in `monthly.py`), a job that commits each organisation on its own so that it can resume.
+
+VAT is rounded per line, half up, on the line's total HT (`vat_cents`); totals are sums of lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from . import audit, mail
+from .exceptions import (
+    InsufficientCredits,
+    InvalidInput,
+    InvoiceNotCancellable,
+    InvoiceNotPayable,
+    NotAllowed,
+    PaymentMismatch,
+    SellerSettingsIncomplete,
+)
+from .extensions import db
+from .models import (
+    CreditEntry,
+    CreditEntryKind,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceStatus,
+    NumberCounter,
+    Organisation,
+    Payment,
+    PaymentProvider,
+    Quote,
+    SellerSettings,
+    User,
+    UserKind,
+    ClientRole,
+    utcnow,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+VAT_RATES_BP = (0, 210, 550, 1000, 2000)
+INVOICE_SERIES = "FA"
+CREDIT_NOTE_SERIES = "AV"
+QUOTE_SERIES = "DV"
+
+# Seller fields without which an invoice would lack a mandatory mention (Code de commerce L441-9).
+MANDATORY_SELLER_FIELDS = {
+    "company_name": "la raison sociale",
+    "legal_form": "la forme juridique",
+    "share_capital": "le capital social",
+    "address_line1": "l'adresse",
+    "postal_code": "le code postal",
+    "city": "la ville",
+    "siren": "le SIREN",
+    "rcs_city": "la ville du RCS",
+    "vat_number": "le numéro de TVA intracommunautaire",
+}
+
+
+def paris_today(now: datetime | None = None) -> date:
+    """The calendar date in Paris at `now` (naive UTC), which dates invoices and validity."""
+    moment = (now or utcnow()).replace(tzinfo=ZoneInfo("UTC"))
+    return moment.astimezone(PARIS).date()
+
+
+def vat_cents(total_ht_cents: int, vat_rate_bp: int) -> int:
+    """VAT of one line, rounded half up to the cent."""
+    return (total_ht_cents * vat_rate_bp + 5000) // 10000
+
+
+def format_amount(cents: int) -> str:
+    """French display of an amount: 1 234,50 €."""
+    euros, rest = divmod(abs(cents), 100)
+    grouped = f"{euros:,}".replace(",", "\u202f")
+    return f"{'-' if cents < 0 else ''}{grouped},{rest:02d}\u00a0€"
+
+
+def next_number(series: str, year: int) -> str:
+    """Take the next number of a series; the counter row stays locked until the caller commits.
+
+    The increment is an UPDATE on one row, so a concurrent issuer waits for our commit and a
+    rollback gives the number back: the series has no gap and no duplicate.
+    """
+    _ensure_counter(series, year)
+    value = db.session.execute(
+        update(NumberCounter)
+        .where(NumberCounter.series == series, NumberCounter.year == year)
+        .values(last_value=NumberCounter.last_value + 1)
+        .returning(NumberCounter.last_value)
+    ).scalar_one()
+    return f"{series}-{year}-{value:05d}"
+
+
+def _ensure_counter(series: str, year: int) -> None:
+    dialect = db.session.get_bind().dialect.name
+    builder = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+    values = {"series": series, "year": year, "last_value": 0}
+    if builder is None:
+        if db.session.get(NumberCounter, (series, year)) is None:
+            db.session.execute(insert(NumberCounter).values(**values))
+        return
+    db.session.execute(builder(NumberCounter).values(**values).on_conflict_do_nothing())
+
+
+def seller_settings() -> SellerSettings:
+    """The seller's settings row (an empty one if never saved)."""
+    return db.session.get(SellerSettings, 1) or SellerSettings(id=1)
+
+
+def seller_snapshot() -> dict[str, str]:
+    """The seller identity frozen onto an invoice; refuses to issue if a mention is missing."""
+    settings = seller_settings()
+    missing = [label for field, label in MANDATORY_SELLER_FIELDS.items() if not getattr(settings, field)]
+    if missing:
+        raise SellerSettingsIncomplete(fields=", ".join(missing))
+    fields = list(MANDATORY_SELLER_FIELDS) + [
+        "address_line2", "country", "email", "phone", "iban", "bic",
+        "early_payment_discount", "late_penalty_rate", "operation_category",
+    ]
+    return {field: getattr(settings, field) or "" for field in fields}
+
+
+def buyer_snapshot(organisation: Organisation) -> dict[str, str]:
+    """The buyer identity frozen onto an invoice."""
+    fields = ["name", "legal_form", "siren", "siret", "vat_number", "address_line1",
+              "address_line2", "postal_code", "city", "country"]
+    return {field: getattr(organisation, field) or "" for field in fields}
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    """One invoice line before issue."""
+
+    label: str
+    quantity: int
+    unit_price_cents: int
+    vat_rate_bp: int
+    quote_id: int | None = None
+
+    @property
+    def total_ht_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+    @property
+    def total_vat_cents(self) -> int:
+        return vat_cents(self.total_ht_cents, self.vat_rate_bp)
+
+
+def issue_invoice(
+    *,
+    organisation: Organisation,
+    lines: list[LineDraft],
+    kind: InvoiceKind = InvoiceKind.INVOICE,
+    now: datetime | None = None,
+    quote: Quote | None = None,
+    billing_period: str | None = None,
+    credited_invoice: Invoice | None = None,
+    sale_date: date | None = None,
+    reason: str | None = None,
+) -> Invoice:
+    """Issue a numbered invoice or credit note with frozen seller and buyer identities."""
+    if not lines:
+        raise InvalidInput("Une facture doit comporter au moins une ligne.")
+    seller = seller_snapshot()
+    issue_date = paris_today(now)
+    series = INVOICE_SERIES if kind == InvoiceKind.INVOICE else CREDIT_NOTE_SERIES
+    invoice = Invoice(
+        kind=kind,
+        number=next_number(series, issue_date.year),
+        organisation_id=organisation.id,
+        quote_id=quote.id if quote else None,
+        billing_period=billing_period,
+        credited_invoice_id=credited_invoice.id if credited_invoice else None,
+        status=InvoiceStatus.ISSUED,
+        issue_date=issue_date,
+        due_date=issue_date + timedelta(days=organisation.payment_terms_days),
+        sale_date=sale_date,
+        total_ht_cents=sum(line.total_ht_cents for line in lines),
+        total_vat_cents=sum(line.total_vat_cents for line in lines),
+        total_ttc_cents=sum(line.total_ht_cents + line.total_vat_cents for line in lines),
+        seller=seller,
+        buyer=buyer_snapshot(organisation),
+        reason=reason,
+        issued_at=now or utcnow(),
+    )
+    invoice.lines = [
+        InvoiceLine(
+            position=position,
+            quote_id=line.quote_id,
+            label=line.label,
+            quantity=line.quantity,
+            unit_price_cents=line.unit_price_cents,
+            vat_rate_bp=line.vat_rate_bp,
+            total_ht_cents=line.total_ht_cents,
+            total_vat_cents=line.total_vat_cents,
+        )
+        for position, line in enumerate(lines, start=1)
+    ]
+    db.session.add(invoice)
+    db.session.flush()
+    return invoice
+
+
+def quote_lines_for_invoice(quote: Quote) -> list[LineDraft]:
+    """The frozen lines of a quote, as invoice lines."""
+    return [
+        LineDraft(
+            label=line.label,
+            quantity=line.quantity,
+            unit_price_cents=line.unit_price_cents,
+            vat_rate_bp=line.vat_rate_bp,
+            quote_id=quote.id,
+        )
+        for line in quote.lines
+    ]
+
+
+def issue_invoice_for_quote(
+    quote: Quote, *, actor: User | None, now: datetime | None = None, ip: str | None = None
+) -> Invoice:
+    """Invoice an accepted per-order quote, and tell the client."""
+    invoice = issue_invoice(
+        organisation=quote.organisation,
+        lines=quote_lines_for_invoice(quote),
+        now=now,
+        quote=quote,
+        sale_date=paris_today(quote.decided_at),
+    )
+    audit.record("invoice.issued", invoice, actor=actor, organisation_id=quote.organisation_id,
+                 ip=ip, number=invoice.number, quote=quote.reference)
+    notify_invoice_issued(invoice, template="invoice_issued")
+    return invoice
+
+
+def invoice_contacts(organisation: Organisation, preferred: User | None = None) -> list[str]:
+    """Who receives an organisation's invoices: its billing address, else the quote's recipient,
+    else its responsables."""
+    if organisation.billing_email:
+        return [organisation.billing_email]
+    if preferred is not None:
+        return [preferred.email]
+    return sorted(
+        user.email
+        for user in organisation.users
+        if user.active and user.client_role == ClientRole.RESPONSABLE
+    )
+
+
+def notify_invoice_issued(invoice: Invoice, *, template: str) -> None:
+    """Queue the 'invoice issued' email to each of the organisation's invoice contacts."""
+    recipient = invoice.quote.recipient if invoice.quote else None
+    for address in invoice_contacts(invoice.organisation, recipient):
+        mail.enqueue(
+            recipient=address,
+            template=template,
+            context={"invoice_id": invoice.id},
+            dedupe_key=f"{template}:{invoice.id}:{address}",
+        )
+
+
+def record_payment(
+    invoice: Invoice,
+    *,
+    provider: PaymentProvider,
+    provider_reference: str,
+    amount_cents: int,
+    currency: str,
+    actor: User | None = None,
+    ip: str | None = None,
+    now: datetime | None = None,
+) -> Payment:
+    """Record a full payment of an invoice, once per provider reference, then grant its credits."""
+    existing = _payment_by_reference(provider_reference)
+    if existing is not None:
+        return _same_invoice(existing, invoice)
+    if amount_cents != invoice.total_ttc_cents or currency.upper() != invoice.currency:
+        raise PaymentMismatch()
+    paid = db.session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice.id, Invoice.status == InvoiceStatus.ISSUED,
+               Invoice.kind == InvoiceKind.INVOICE)
+        .values(status=InvoiceStatus.PAID, paid_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not paid:
+        # A concurrent delivery of the same payment may have committed while we waited.
+        existing = _payment_by_reference(provider_reference)
+        if existing is not None:
+            return _same_invoice(existing, invoice)
+        raise InvoiceNotPayable()
+    db.session.refresh(invoice)
+    payment = Payment(invoice_id=invoice.id, provider=provider, provider_reference=provider_reference,
+                      amount_cents=amount_cents, currency=currency.upper(),
+                      recorded_by_id=actor.id if actor else None, received_at=now or utcnow())
+    db.session.add(payment)
+    db.session.flush()
+    if invoice.quote is not None:
+        grant_quote_credits(invoice.quote, actor=actor)
+    audit.record("invoice.paid", invoice, actor=actor, organisation_id=invoice.organisation_id,
+                 ip=ip, provider=provider, reference=provider_reference, amount_cents=amount_cents)
+    for address in invoice_contacts(invoice.organisation, invoice.quote.recipient if invoice.quote else None):
+        mail.enqueue(recipient=address, template="payment_received",
+                     context={"invoice_id": invoice.id, "payment_id": payment.id},
+                     dedupe_key=f"payment_received:{payment.id}:{address}")
+    return payment
+
+
+def _payment_by_reference(reference: str) -> Payment | None:
+    return db.session.scalar(select(Payment).where(Payment.provider_reference == reference))
+
+
+def _same_invoice(payment: Payment, invoice: Invoice) -> Payment:
+    if payment.invoice_id != invoice.id:
+        raise PaymentMismatch("Cette référence de paiement est déjà rattachée à une autre facture.")
+    return payment
+
+
+def issue_credit_note(
+    invoice: Invoice, *, actor: User, reason: str, now: datetime | None = None, ip: str | None = None
+) -> Invoice:
+    """Cancel an unpaid invoice in full by a credit note referencing it."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Indiquez le motif de l'avoir.")
+    cancelled = db.session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice.id, Invoice.status == InvoiceStatus.ISSUED,
+               Invoice.kind == InvoiceKind.INVOICE)
+        .values(status=InvoiceStatus.CANCELLED, cancelled_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not cancelled:
+        raise InvoiceNotCancellable()
+    db.session.refresh(invoice)
+    lines = [
+        LineDraft(label=line.label, quantity=line.quantity, unit_price_cents=line.unit_price_cents,
+                  vat_rate_bp=line.vat_rate_bp, quote_id=line.quote_id)
+        for line in invoice.lines
+    ]
+    credit_note = issue_invoice(organisation=invoice.organisation, lines=lines,
+                                kind=InvoiceKind.CREDIT_NOTE, now=now, credited_invoice=invoice,
+                                sale_date=invoice.sale_date, reason=reason)
+    audit.record("invoice.credited", invoice, actor=actor, organisation_id=invoice.organisation_id,
+                 ip=ip, credit_note=credit_note.number, reason=reason)
+    notify_invoice_issued(credit_note, template="credit_note_issued")
+    return credit_note
+
+
+def credit_balance(organisation_id: int) -> int:
+    """An organisation's credit balance: the sum of its ledger."""
+    return db.session.scalar(
+        select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+            CreditEntry.organisation_id == organisation_id
+        )
+    )
+
+
+def grant_quote_credits(quote: Quote, *, actor: User | None) -> CreditEntry | None:
+    """Grant an accepted quote's credits, once (a unique constraint backs the check)."""
+    if quote.total_credits <= 0:
+        return None
+    existing = db.session.scalar(
+        select(CreditEntry).where(CreditEntry.quote_id == quote.id,
+                                  CreditEntry.kind == CreditEntryKind.GRANT)
+    )
+    if existing is not None:
+        return existing
+    entry = CreditEntry(organisation_id=quote.organisation_id, kind=CreditEntryKind.GRANT,
+                        amount=quote.total_credits, quote_id=quote.id,
+                        actor_id=actor.id if actor else None,
+                        reason=f"Devis {quote.reference}")
+    db.session.add(entry)
+    db.session.flush()
+    audit.record("credits.granted", entry, actor=actor, organisation_id=quote.organisation_id,
+                 amount=entry.amount, quote=quote.reference)
+    return entry
+
+
+def consume_credits(
+    organisation: Organisation, amount: int, *, actor: User | None, reason: str
+) -> CreditEntry:
+    """Consume credits; refused if the balance would go negative."""
+    if amount <= 0:
+        raise InvalidInput("Le nombre de crédits consommés doit être supérieur à zéro.")
+    return _append_entry(organisation, -amount, CreditEntryKind.CONSUMPTION, actor=actor,
+                         reason=reason)
+
+
+def adjust_credits(
+    organisation: Organisation, amount: int, *, actor: User, reason: str, ip: str | None = None
+) -> CreditEntry:
+    """A staff adjustment of the balance, with a mandatory reason."""
+    if actor.kind != UserKind.STAFF:
+        raise NotAllowed()
+    if not (reason or "").strip():
+        raise InvalidInput("Indiquez le motif de l'ajustement.")
+    if amount == 0:
+        raise InvalidInput("Un ajustement de zéro crédit n'a pas d'effet.")
+    return _append_entry(organisation, amount, CreditEntryKind.ADJUSTMENT, actor=actor,
+                         reason=reason.strip(), ip=ip)
+
+
+def _append_entry(
+    organisation: Organisation,
+    amount: int,
+    kind: CreditEntryKind,
+    *,
+    actor: User | None,
+    reason: str,
+    ip: str | None = None,
+) -> CreditEntry:
+    # Lock the organisation so two concurrent debits cannot both see the same balance.
+    db.session.execute(
+        select(Organisation.id).where(Organisation.id == organisation.id).with_for_update()
+    )
+    balance = credit_balance(organisation.id)
+    if balance + amount < 0:
+        raise InsufficientCredits(balance=balance)
+    entry = CreditEntry(organisation_id=organisation.id, kind=kind, amount=amount,
+                        actor_id=actor.id if actor else None, reason=reason)
+    db.session.add(entry)
+    db.session.flush()
+    audit.record(f"credits.{kind.value}", entry, actor=actor, organisation_id=organisation.id,
+                 ip=ip, amount=amount, reason=reason)
+    return entry

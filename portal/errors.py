@@ -1,0 +1,47 @@
+"""Error pages and JSON errors; a domain refusal becomes a 4xx with its French message."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import HTTPException
+
+from .exceptions import DomainError
+from .extensions import db
+
+
+HTTP_MESSAGES = {
+    400: _l("La requête est invalide ou le formulaire a expiré : rechargez la page et recommencez."),
+    403: _l("Vous n'avez pas accès à cette page."),
+    404: _l("La page demandée n'existe pas ou ne vous est pas accessible."),
+    405: _l("Cette action n'est pas possible ici."),
+    429: _l("Trop de tentatives : patientez quelques minutes avant de réessayer."),
+    500: _l("Une erreur inattendue est survenue ; l'équipe technique est prévenue."),
+}
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(("/webhooks/", "/api/", "/healthz")) or request.is_json
+
+
+def register(app: Flask) -> None:
+    """Install the error handlers."""
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        db.session.rollback()
+        if _wants_json():
+            return jsonify(error=str(error)), error.http_status
+        return _page(error.http_status, str(error))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        message = str(HTTP_MESSAGES.get(status, error.description or ""))
+        if _wants_json():
+            return jsonify(error=message), status
+        return _page(status, message)
+
+
+def _page(status: int, message: str):
+    return render_template("errors/error.html", status=status, message=message), status

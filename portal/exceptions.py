@@ -1,0 +1,130 @@
+"""Named domain errors. Each carries a French message for the person who caused it.
+
+Views and CLI commands catch `DomainError`, show `str(error)` and roll back: nothing is written.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+
+class DomainError(Exception):
+    """Base of every refusal of the domain; `str()` is the French message."""
+
+    message = _l("Action impossible.")
+    http_status = 409
+
+    def __init__(self, message: str | None = None, **params: object) -> None:
+        self.params = params
+        self.custom_message = message
+        super().__init__(message or self.message)
+
+    def __str__(self) -> str:
+        text = str(self.custom_message or self.message)
+        return text % self.params if self.params else text
+
+
+class InvalidInput(DomainError):
+    http_status = 400
+    message = _l("Saisie invalide.")
+
+
+class UnknownProduct(InvalidInput):
+    message = _l("Produit inconnu.")
+
+
+class InvalidQuantity(InvalidInput):
+    message = _l("La quantité doit être un nombre entier supérieur à zéro.")
+
+
+class InvalidPrice(InvalidInput):
+    message = _l("Le prix unitaire ne peut pas être négatif.")
+
+
+class InvalidVatRate(InvalidInput):
+    message = _l("Taux de TVA non autorisé : choisissez 0 %%, 2,1 %%, 5,5 %%, 10 %% ou 20 %%.")
+
+
+class InvalidPeriod(InvalidInput):
+    message = _l("Période invalide : indiquez un mois échu au format AAAA-MM.")
+
+
+class InvalidRecipient(InvalidInput):
+    message = _l(
+        "Le destinataire doit être un responsable ou un gestionnaire de l'organisation du devis."
+    )
+
+
+class EmptyQuote(InvalidInput):
+    message = _l("Un devis doit comporter au moins une ligne.")
+
+
+class QuoteNotDraft(DomainError):
+    message = _l("Ce devis n'est plus un brouillon : il ne peut plus être modifié.")
+
+
+class QuoteNotPending(DomainError):
+    message = _l("Ce devis n'est plus en attente de décision (déjà validé, refusé, annulé ou remplacé).")
+
+
+class QuoteExpired(DomainError):
+    message = _l("Ce devis a expiré : sa date de validité est dépassée.")
+
+
+class NotAllowed(DomainError):
+    http_status = 403
+    message = _l("Vous n'avez pas le droit d'effectuer cette action.")
+
+
+class MandateMissing(NotAllowed):
+    message = _l(
+        "Ce client n'a pas autorisé la validation de devis pour son compte : "
+        "la validation par l'équipe commerciale est impossible."
+    )
+
+
+class TermsMissing(DomainError):
+    message = _l("Aucune version des Conditions Générales de Vente n'est publiée.")
+
+
+class TermsChanged(DomainError):
+    message = _l(
+        "Les Conditions Générales de Vente ont changé depuis l'affichage de la page : "
+        "lisez la nouvelle version avant de décider."
+    )
+
+
+class TermsPublished(DomainError):
+    message = _l("Une version publiée des Conditions Générales de Vente ne peut plus être modifiée.")
+
+
+class RequestNotOpen(DomainError):
+    message = _l("Cette demande de devis a déjà été traitée.")
+
+
+class InvoiceImmutable(DomainError):
+    message = _l("Une facture émise ne peut être ni modifiée ni supprimée ; émettez un avoir.")
+
+
+class InvoiceNotPayable(DomainError):
+    message = _l("Cette facture n'est pas à régler (déjà payée ou annulée).")
+
+
+class InvoiceNotCancellable(DomainError):
+    message = _l("Seule une facture émise et non réglée peut être annulée par un avoir.")
+
+
+class PaymentMismatch(InvalidInput):
+    message = _l("Le montant ou la devise du paiement ne correspond pas à la facture.")
+
+
+class InsufficientCredits(DomainError):
+    message = _l("Solde de crédits insuffisant : %(balance)s crédit(s) disponible(s).")
+
+
+class NothingToBill(DomainError):
+    message = _l("Rien à facturer pour cette organisation sur cette période.")
+
+
+class SellerSettingsIncomplete(DomainError):
+    message = _l("Paramètres vendeur incomplets : renseignez %(fields)s avant d'émettre une facture.")

@@ -1,0 +1,624 @@
+"""Typed SQLAlchemy models of DESIGN.md §3: state and constraints, no business flow.
+
+Money is stored in integer cents; VAT rates in basis points (2000 = 20 %).
+Datetimes are naive UTC; calendar dates (validity, issue, due) are Europe/Paris dates.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Current time as naive UTC, the storage convention of every datetime column."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class QuoteStatus(str, enum.Enum):
+    DRAFT = "draft"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+
+
+class BillingMode(str, enum.Enum):
+    PER_ORDER = "per_order"
+    MONTHLY = "monthly"
+
+
+class UserKind(str, enum.Enum):
+    STAFF = "staff"
+    CLIENT = "client"
+
+
+class StaffRole(str, enum.Enum):
+    ADMIN = "admin"
+    SALES = "sales"
+
+
+class ClientRole(str, enum.Enum):
+    RESPONSABLE = "responsable"
+    GESTIONNAIRE = "gestionnaire"
+    MEMBRE = "membre"
+
+
+class DecisionKind(str, enum.Enum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class Channel(str, enum.Enum):
+    EMAIL_LINK = "email_link"
+    PORTAL = "portal"
+    BACK_OFFICE = "back_office"
+
+
+class QuoteRequestStatus(str, enum.Enum):
+    NEW = "new"
+    ANSWERED = "answered"
+    DECLINED = "declined"
+
+
+class InvoiceKind(str, enum.Enum):
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class InvoiceStatus(str, enum.Enum):
+    ISSUED = "issued"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+
+
+class PaymentProvider(str, enum.Enum):
+    STRIPE = "stripe"
+    BANK_TRANSFER = "bank_transfer"
+
+
+class CreditEntryKind(str, enum.Enum):
+    GRANT = "grant"
+    CONSUMPTION = "consumption"
+    ADJUSTMENT = "adjustment"
+    REVERSAL = "reversal"
+
+
+class OutboxStatus(str, enum.Enum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def _enum(enum_class: type[enum.Enum]) -> Enum:
+    """Enums are stored as their string values in a VARCHAR (portable, readable in SQL)."""
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=20,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Organisation(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    legal_form: Mapped[str | None] = mapped_column(String(50))
+    siren: Mapped[str | None] = mapped_column(String(9), index=True)
+    siret: Mapped[str | None] = mapped_column(String(14), index=True)
+    vat_number: Mapped[str | None] = mapped_column(String(20))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    city: Mapped[str | None] = mapped_column(String(100))
+    country: Mapped[str] = mapped_column(String(2), default="FR")
+    billing_email: Mapped[str | None] = mapped_column(String(254))
+    billing_mode: Mapped[BillingMode] = mapped_column(_enum(BillingMode), default=BillingMode.PER_ORDER)
+    payment_terms_days: Mapped[int] = mapped_column(Integer, default=30)
+    staff_validation_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    staff_validation_changed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", use_alter=True)
+    )
+    staff_validation_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    users: Mapped[list[User]] = relationship(
+        back_populates="organisation", foreign_keys="User.organisation_id"
+    )
+    staff_validation_changed_by: Mapped[User | None] = relationship(
+        foreign_keys=[staff_validation_changed_by_id], post_update=True
+    )
+
+    __table_args__ = (
+        CheckConstraint("payment_terms_days >= 0 AND payment_terms_days <= 60", name="payment_terms"),
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[UserKind] = mapped_column(_enum(UserKind))
+    staff_role: Mapped[StaffRole | None] = mapped_column(_enum(StaffRole))
+    client_role: Mapped[ClientRole | None] = mapped_column(_enum(ClientRole))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship(
+        back_populates="users", foreign_keys=[organisation_id]
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "(kind = 'staff' AND staff_role IS NOT NULL AND client_role IS NULL"
+            " AND organisation_id IS NULL) OR (kind = 'client' AND client_role IS NOT NULL"
+            " AND staff_role IS NULL AND organisation_id IS NOT NULL)",
+            name="kind_roles",
+        ),
+    )
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == UserKind.STAFF
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>"
+
+
+class Product(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_rate_bp: Mapped[int] = mapped_column(Integer, default=2000)
+    credits_per_unit: Mapped[int] = mapped_column(Integer, default=0)
+    published: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        CheckConstraint("unit_price_cents >= 0", name="price_positive"),
+        CheckConstraint("credits_per_unit >= 0", name="credits_positive"),
+    )
+
+    def __str__(self) -> str:
+        return f"{self.sku} — {self.name}"
+
+
+class TermsVersion(db.Model):
+    """A version of the CGV; immutable once published (see the guard in billing's listeners)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_label: Mapped[str] = mapped_column(String(50), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def __str__(self) -> str:
+        return f"CGV {self.version_label}"
+
+
+class QuoteRequest(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    message: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[QuoteRequestStatus] = mapped_column(
+        _enum(QuoteRequestStatus), default=QuoteRequestStatus.NEW, index=True
+    )
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    organisation: Mapped[Organisation] = relationship()
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id])
+    lines: Mapped[list[QuoteRequestLine]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="QuoteRequestLine.id"
+    )
+    quote: Mapped[Quote | None] = relationship(back_populates="request", uselist=False)
+
+    def __str__(self) -> str:
+        return f"Demande #{self.id}"
+
+
+class QuoteRequestLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("quote_request.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    request: Mapped[QuoteRequest] = relationship(back_populates="lines")
+    product: Mapped[Product] = relationship()
+
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+
+class Quote(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    number: Mapped[str | None] = mapped_column(String(20), index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[QuoteStatus] = mapped_column(_enum(QuoteStatus), default=QuoteStatus.DRAFT)
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("quote_request.id"), unique=True)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"), index=True)
+    validity_days: Mapped[int | None] = mapped_column(Integer)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    billing_mode: Mapped[BillingMode | None] = mapped_column(_enum(BillingMode))
+    total_ht_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_vat_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_ttc_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_credits: Mapped[int] = mapped_column(Integer, default=0)
+    billing_period: Mapped[str | None] = mapped_column(String(7))
+    monthly_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id", use_alter=True))
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    organisation: Mapped[Organisation] = relationship()
+    recipient: Mapped[User | None] = relationship(foreign_keys=[recipient_id])
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    request: Mapped[QuoteRequest | None] = relationship(back_populates="quote")
+    supersedes: Mapped[Quote | None] = relationship(remote_side=[id])
+    lines: Mapped[list[QuoteLine]] = relationship(
+        back_populates="quote", cascade="all, delete-orphan", order_by="QuoteLine.position"
+    )
+    decision: Mapped[Decision | None] = relationship(back_populates="quote", uselist=False)
+
+    __table_args__ = (
+        UniqueConstraint("number", "revision"),
+        Index("ix_quote_organisation_status", "organisation_id", "status"),
+        Index("ix_quote_status_valid_until", "status", "valid_until"),
+        Index("ix_quote_monthly_unbilled", "organisation_id", "billing_period", "monthly_invoice_id"),
+    )
+
+    @property
+    def reference(self) -> str:
+        """The number shown to people: DV-2026-00012, or DV-2026-00012-R2 for a revision."""
+        if not self.number:
+            return f"Brouillon #{self.id}"
+        return self.number if self.revision == 1 else f"{self.number}-R{self.revision}"
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class QuoteLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quote.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("product.id"))
+    label: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_rate_bp: Mapped[int] = mapped_column(Integer)
+    credits_per_unit: Mapped[int] = mapped_column(Integer, default=0)
+    total_ht_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_vat_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    quote: Mapped[Quote] = relationship(back_populates="lines")
+    product: Mapped[Product | None] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_cents >= 0", name="price_positive"),
+    )
+
+
+class Decision(db.Model):
+    """Evidence of an acceptance or a refusal; exactly one per quote."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quote.id"), unique=True)
+    kind: Mapped[DecisionKind] = mapped_column(_enum(DecisionKind))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    terms_version_id: Mapped[int] = mapped_column(ForeignKey("terms_version.id"))
+    terms_sha256: Mapped[str] = mapped_column(String(64))
+    quote_sha256: Mapped[str] = mapped_column(String(64))
+    mandate_granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    mandate_granted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    quote: Mapped[Quote] = relationship(back_populates="decision")
+    actor: Mapped[User] = relationship(foreign_keys=[actor_id])
+    terms_version: Mapped[TermsVersion] = relationship()
+    mandate_granted_by: Mapped[User | None] = relationship(foreign_keys=[mandate_granted_by_id])
+
+
+class NumberCounter(db.Model):
+    """Gapless counters: the row is locked by the UPDATE that increments it, until commit."""
+
+    series: Mapped[str] = mapped_column(String(4), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Invoice(db.Model):
+    """An issued invoice or credit note; never modified beyond its status, never deleted."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[InvoiceKind] = mapped_column(_enum(InvoiceKind))
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"), unique=True)
+    billing_period: Mapped[str | None] = mapped_column(String(7))
+    credited_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"), unique=True)
+    status: Mapped[InvoiceStatus] = mapped_column(_enum(InvoiceStatus), default=InvoiceStatus.ISSUED)
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    issue_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    sale_date: Mapped[date | None] = mapped_column(Date)
+    total_ht_cents: Mapped[int] = mapped_column(BigInteger)
+    total_vat_cents: Mapped[int] = mapped_column(BigInteger)
+    total_ttc_cents: Mapped[int] = mapped_column(BigInteger)
+    seller: Mapped[dict[str, Any]] = mapped_column(JSON)
+    buyer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    organisation: Mapped[Organisation] = relationship()
+    quote: Mapped[Quote | None] = relationship(foreign_keys=[quote_id])
+    credited_invoice: Mapped[Invoice | None] = relationship(remote_side=[id])
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        back_populates="invoice", order_by="InvoiceLine.position"
+    )
+    payments: Mapped[list[Payment]] = relationship(back_populates="invoice")
+
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "billing_period"),
+        Index("ix_invoice_organisation_status", "organisation_id", "status"),
+        CheckConstraint("total_ttc_cents = total_ht_cents + total_vat_cents", name="totals"),
+    )
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLine(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"))
+    label: Mapped[str] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_rate_bp: Mapped[int] = mapped_column(Integer)
+    total_ht_cents: Mapped[int] = mapped_column(BigInteger)
+    total_vat_cents: Mapped[int] = mapped_column(BigInteger)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class Payment(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"), index=True)
+    provider: Mapped[PaymentProvider] = mapped_column(_enum(PaymentProvider))
+    provider_reference: Mapped[str] = mapped_column(String(255), unique=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="payments")
+
+
+class CreditEntry(db.Model):
+    """Append-only credit ledger; the balance is the sum of `amount`."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    kind: Mapped[CreditEntryKind] = mapped_column(_enum(CreditEntryKind))
+    amount: Mapped[int] = mapped_column(Integer)
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    quote: Mapped[Quote | None] = relationship()
+
+    # One grant (and at most one reversal) per quote; NULL quote ids never collide.
+    __table_args__ = (UniqueConstraint("quote_id", "kind"),)
+
+
+class OutboxEmail(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    template: Mapped[str] = mapped_column(String(100))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_outbox_email_status_next", "status", "next_attempt_at"),)
+
+
+class AuditEvent(db.Model):
+    """Append-only trail of every state change."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    action: Mapped[str] = mapped_column(String(60))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[int | None] = mapped_column(Integer)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    actor: Mapped[User | None] = relationship()
+
+    __table_args__ = (
+        Index("ix_audit_event_object", "object_type", "object_id"),
+        Index("ix_audit_event_organisation", "organisation_id", "id"),
+    )
+
+
+class LoginToken(db.Model):
+    """A magic link: only the SHA-256 of the token is stored."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"))
+    quote_revision: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SellerSettings(db.Model):
+    """The seller's legal identity and mentions; a single row (id 1)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_name: Mapped[str] = mapped_column(String(200), default="")
+    legal_form: Mapped[str] = mapped_column(String(50), default="")
+    share_capital: Mapped[str] = mapped_column(String(50), default="")
+    address_line1: Mapped[str] = mapped_column(String(200), default="")
+    address_line2: Mapped[str] = mapped_column(String(200), default="")
+    postal_code: Mapped[str] = mapped_column(String(10), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    country: Mapped[str] = mapped_column(String(2), default="FR")
+    siren: Mapped[str] = mapped_column(String(9), default="")
+    rcs_city: Mapped[str] = mapped_column(String(100), default="")
+    vat_number: Mapped[str] = mapped_column(String(20), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    phone: Mapped[str] = mapped_column(String(30), default="")
+    iban: Mapped[str] = mapped_column(String(34), default="")
+    bic: Mapped[str] = mapped_column(String(11), default="")
+    early_payment_discount: Mapped[str] = mapped_column(String(200), default="néant")
+    late_penalty_rate: Mapped[str] = mapped_column(
+        String(200), default="trois fois le taux d'intérêt légal"
+    )
+    operation_category: Mapped[str] = mapped_column(String(20), default="services")
+    quote_validity_days: Mapped[int] = mapped_column(Integer, default=30)
+
+    def __str__(self) -> str:
+        return self.company_name or "Paramètres vendeur"
+
+
+# --- Integrity guards -------------------------------------------------------------------------
+# An issued invoice is never modified (beyond its status and its stored PDF) nor deleted; a
+# published CGV version never changes. The ORM refuses it here; the database triggers below
+# refuse it for any other writer.
+
+from sqlalchemy import DDL, event, inspect  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+INVOICE_MUTABLE_COLUMNS = {"status", "paid_at", "cancelled_at", "pdf", "pdf_sha256"}
+INVOICE_WRITE_ONCE_COLUMNS = {"pdf", "pdf_sha256"}
+
+
+@event.listens_for(Session, "before_flush")
+def _guard_immutable_records(session: Session, flush_context: Any, instances: Any) -> None:
+    from .exceptions import InvoiceImmutable, TermsPublished
+
+    for obj in session.deleted:
+        if isinstance(obj, (Invoice, InvoiceLine)):
+            raise InvoiceImmutable()
+    for obj in session.dirty:
+        state = inspect(obj)
+        if isinstance(obj, InvoiceLine) and state.persistent and _changed(state):
+            raise InvoiceImmutable()
+        if isinstance(obj, Invoice) and state.persistent:
+            changed = _changed(state)
+            if changed - INVOICE_MUTABLE_COLUMNS:
+                raise InvoiceImmutable()
+            for name in changed & INVOICE_WRITE_ONCE_COLUMNS:
+                if state.attrs[name].history.deleted not in ((), [None], (None,)):
+                    raise InvoiceImmutable()
+        if isinstance(obj, TermsVersion) and state.persistent:
+            history = state.attrs.published_at.history
+            published_before = (list(history.deleted) or list(history.unchanged) or [None])[0]
+            if published_before is not None and _changed(state):
+                raise TermsPublished()
+
+
+def _changed(state: Any) -> set[str]:
+    return {attr.key for attr in state.attrs if attr.history.has_changes()}
+
+
+_FROZEN_INVOICE_COLUMNS = (
+    "kind", "number", "organisation_id", "quote_id", "billing_period", "credited_invoice_id",
+    "currency", "issue_date", "due_date", "sale_date", "total_ht_cents", "total_vat_cents",
+    "total_ttc_cents", "seller", "buyer", "issued_at",
+)
+
+SQLITE_INVOICE_TRIGGERS = [
+    "CREATE TRIGGER invoice_no_delete BEFORE DELETE ON invoice "
+    "BEGIN SELECT RAISE(ABORT, 'issued invoices are never deleted'); END",
+    f"CREATE TRIGGER invoice_frozen BEFORE UPDATE OF {', '.join(_FROZEN_INVOICE_COLUMNS)} ON invoice "
+    "BEGIN SELECT RAISE(ABORT, 'issued invoices are never modified'); END",
+    "CREATE TRIGGER invoice_line_no_delete BEFORE DELETE ON invoice_line "
+    "BEGIN SELECT RAISE(ABORT, 'invoice lines are never deleted'); END",
+    "CREATE TRIGGER invoice_line_frozen BEFORE UPDATE ON invoice_line "
+    "BEGIN SELECT RAISE(ABORT, 'invoice lines are never modified'); END",
+]
+
+_PG_FROZEN_CHECK = " OR ".join(
+    f"NEW.{column}::text IS DISTINCT FROM OLD.{column}::text" for column in _FROZEN_INVOICE_COLUMNS
+)
+POSTGRESQL_INVOICE_TRIGGERS = [
+    "CREATE OR REPLACE FUNCTION invoice_guard() RETURNS trigger AS $$ BEGIN "
+    "IF TG_OP = 'DELETE' THEN RAISE EXCEPTION 'issued invoices are never deleted'; END IF; "
+    f"IF {_PG_FROZEN_CHECK} THEN RAISE EXCEPTION 'issued invoices are never modified'; END IF; "
+    "RETURN NEW; END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER invoice_guard BEFORE UPDATE OR DELETE ON invoice "
+    "FOR EACH ROW EXECUTE FUNCTION invoice_guard()",
+    "CREATE OR REPLACE FUNCTION invoice_line_guard() RETURNS trigger AS $$ BEGIN "
+    "RAISE EXCEPTION 'invoice lines are never modified or deleted'; END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER invoice_line_guard BEFORE UPDATE OR DELETE ON invoice_line "
+    "FOR EACH ROW EXECUTE FUNCTION invoice_line_guard()",
+]
+
+for _statement in SQLITE_INVOICE_TRIGGERS:
+    event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in POSTGRESQL_INVOICE_TRIGGERS:
+    event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))

@@ -1,0 +1,187 @@
+"""The monthly close: one consolidated invoice per organisation and month (billing, monthly mode).
+
+`close_month` is a job, not an action: it commits each organisation in its own transaction so a
+crash loses nothing already billed and a rerun bills only what remains. Running it twice, or in
+two processes at once, bills each organisation-month once: the organisation row is locked while
+it is billed, and a unique constraint on (organisation, period) backs that up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from . import audit, billing
+from .exceptions import DomainError, InvalidPeriod
+from .extensions import db
+from .models import (
+    BillingMode,
+    Invoice,
+    InvoiceKind,
+    Organisation,
+    Quote,
+    QuoteStatus,
+    User,
+)
+
+PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def period_bounds(period: str) -> tuple[date, date]:
+    """First day of the period and first day of the next month."""
+    match = PERIOD_PATTERN.match(period or "")
+    if not match:
+        raise InvalidPeriod()
+    first = date(int(match.group(1)), int(match.group(2)), 1)
+    return first, (first + timedelta(days=32)).replace(day=1)
+
+
+def previous_period(now: datetime | None = None) -> str:
+    """The month before the current one, in Paris time."""
+    first_of_month = billing.paris_today(now).replace(day=1)
+    return (first_of_month - timedelta(days=1)).strftime("%Y-%m")
+
+
+def check_closable(period: str, now: datetime | None = None) -> None:
+    """A period can be closed once it is over: never the current month, never the future."""
+    _, next_month = period_bounds(period)
+    if billing.paris_today(now) < next_month:
+        raise InvalidPeriod("La période %(period)s n'est pas terminée : elle ne peut pas encore "
+                            "être facturée.", period=period)
+
+
+def _unbilled_quotes_query(period: str):
+    return select(Quote).where(
+        Quote.status == QuoteStatus.ACCEPTED,
+        Quote.billing_mode == BillingMode.MONTHLY,
+        Quote.billing_period == period,
+        Quote.monthly_invoice_id.is_(None),
+    )
+
+
+def pending_organisation_ids(period: str) -> list[int]:
+    """Organisations with accepted monthly quotes of `period` not yet on an invoice."""
+    query = _unbilled_quotes_query(period).with_only_columns(Quote.organisation_id).distinct()
+    return sorted(db.session.scalars(query))
+
+
+@dataclass
+class OrganisationPreview:
+    organisation: Organisation
+    quotes: list[Quote]
+
+    @property
+    def total_ht_cents(self) -> int:
+        return sum(quote.total_ht_cents for quote in self.quotes)
+
+    @property
+    def total_ttc_cents(self) -> int:
+        return sum(quote.total_ttc_cents for quote in self.quotes)
+
+
+def preview_month(period: str) -> list[OrganisationPreview]:
+    """What closing `period` would bill, organisation by organisation."""
+    period_bounds(period)
+    quotes = db.session.scalars(
+        _unbilled_quotes_query(period).options(selectinload(Quote.organisation))
+        .order_by(Quote.organisation_id, Quote.id)
+    ).all()
+    previews: dict[int, OrganisationPreview] = {}
+    for quote in quotes:
+        preview = previews.setdefault(quote.organisation_id,
+                                      OrganisationPreview(quote.organisation, []))
+        preview.quotes.append(quote)
+    return list(previews.values())
+
+
+@dataclass
+class CloseSummary:
+    period: str
+    invoices: list[str] = field(default_factory=list)
+    already_billed: int = 0
+    failures: list[tuple[int, str]] = field(default_factory=list)
+
+
+def close_month(
+    period: str,
+    *,
+    actor: User | None = None,
+    now: datetime | None = None,
+    on_organisation_done: Callable[[int], None] | None = None,
+) -> CloseSummary:
+    """Bill every organisation's accepted monthly quotes of `period`; commits per organisation."""
+    check_closable(period, now)
+    organisation_ids = pending_organisation_ids(period)
+    db.session.rollback()  # end the read transaction before the per-organisation ones
+    summary = CloseSummary(period)
+    for organisation_id in organisation_ids:
+        _close_one(organisation_id, period, summary, actor=actor, now=now)
+        if on_organisation_done is not None:
+            on_organisation_done(organisation_id)
+    return summary
+
+
+def _close_one(organisation_id: int, period: str, summary: CloseSummary, *,
+               actor: User | None, now: datetime | None) -> None:
+    actor_id = actor.id if actor else None
+    try:
+        actor_in_session = db.session.get(User, actor_id) if actor_id else None
+        invoice = close_organisation_month(organisation_id, period, actor=actor_in_session, now=now)
+        number = invoice.number if invoice else None
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        number = None  # another runner billed it first
+    except DomainError as error:
+        db.session.rollback()
+        summary.failures.append((organisation_id, str(error)))
+        return
+    if number:
+        summary.invoices.append(number)
+    else:
+        summary.already_billed += 1
+    db.session.expunge_all()  # keep memory flat over tens of thousands of organisations
+
+
+def close_organisation_month(
+    organisation_id: int, period: str, *, actor: User | None = None, now: datetime | None = None
+) -> Invoice | None:
+    """Issue one organisation's invoice for `period` (None if already billed); flushes only."""
+    organisation = db.session.scalars(
+        select(Organisation).where(Organisation.id == organisation_id).with_for_update()
+    ).one()
+    already = db.session.scalar(
+        select(Invoice.id).where(Invoice.organisation_id == organisation_id,
+                                 Invoice.billing_period == period,
+                                 Invoice.kind == InvoiceKind.INVOICE)
+    )
+    quotes = db.session.scalars(
+        _unbilled_quotes_query(period).where(Quote.organisation_id == organisation_id)
+        .options(selectinload(Quote.lines)).order_by(Quote.decided_at, Quote.id)
+    ).all()
+    if already is not None or not quotes:
+        return None
+    first, next_month = period_bounds(period)
+    lines = [
+        billing.LineDraft(label=f"{quote.reference} — {line.label}", quantity=line.quantity,
+                          unit_price_cents=line.unit_price_cents, vat_rate_bp=line.vat_rate_bp,
+                          quote_id=quote.id)
+        for quote in quotes for line in quote.lines
+    ]
+    invoice = billing.issue_invoice(organisation=organisation, lines=lines, now=now,
+                                    billing_period=period,
+                                    sale_date=next_month - timedelta(days=1))
+    db.session.execute(
+        update(Quote).where(Quote.id.in_([quote.id for quote in quotes]))
+        .values(monthly_invoice_id=invoice.id).execution_options(synchronize_session=False)
+    )
+    audit.record("invoice.issued", invoice, actor=actor, organisation_id=organisation_id,
+                 number=invoice.number, period=period, quotes=[q.reference for q in quotes])
+    billing.notify_invoice_issued(invoice, template="monthly_invoice_issued")
+    return invoice

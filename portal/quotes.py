@@ -1,0 +1,501 @@
+"""Quotes: authoring, sending, revisions, requests, acceptance and refusal, expiry.
+
+Every function flushes only; the caller commits once. State changes that race with other
+actors are conditional UPDATEs (`WHERE status = 'sent'`), so one click wins and the others get
+`QuoteNotPending`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from . import audit, billing, mail
+from .exceptions import (
+    EmptyQuote,
+    InvalidInput,
+    InvalidPrice,
+    InvalidQuantity,
+    InvalidRecipient,
+    InvalidVatRate,
+    MandateMissing,
+    NotAllowed,
+    QuoteExpired,
+    QuoteNotDraft,
+    QuoteNotPending,
+    RequestNotOpen,
+    TermsChanged,
+    TermsMissing,
+    UnknownProduct,
+)
+from .extensions import db
+from .models import (
+    BillingMode,
+    Channel,
+    ClientRole,
+    Decision,
+    DecisionKind,
+    Organisation,
+    Product,
+    Quote,
+    QuoteLine,
+    QuoteRequest,
+    QuoteRequestLine,
+    QuoteRequestStatus,
+    QuoteStatus,
+    TermsVersion,
+    User,
+    UserKind,
+    utcnow,
+)
+
+DECIDING_ROLES = (ClientRole.RESPONSABLE, ClientRole.GESTIONNAIRE)
+DECIDABLE_STATUS = QuoteStatus.SENT
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """A quote line as typed by staff: a product (price and VAT default to its own) or a free line."""
+
+    quantity: int
+    product_id: int | None = None
+    label: str | None = None
+    unit_price_cents: int | None = None
+    vat_rate_bp: int | None = None
+
+
+# --- Drafts -----------------------------------------------------------------------------------
+
+
+def create_draft(
+    *,
+    organisation: Organisation,
+    actor: User,
+    lines: Iterable[LineInput] = (),
+    recipient: User | None = None,
+    title: str = "",
+    validity_days: int | None = None,
+    request: QuoteRequest | None = None,
+    ip: str | None = None,
+) -> Quote:
+    """Create a draft quote for an organisation (products published or not, or free lines)."""
+    _require_staff(actor)
+    if recipient is not None:
+        _check_recipient(recipient, organisation)
+    quote = Quote(organisation=organisation, created_by=actor, recipient=recipient,
+                  title=title.strip(), validity_days=_check_validity(validity_days),
+                  request=request, status=QuoteStatus.DRAFT)
+    quote.lines = _build_lines(lines)
+    db.session.add(quote)
+    _compute_totals(quote)
+    audit.record("quote.created", quote, actor=actor, organisation_id=organisation.id, ip=ip)
+    return quote
+
+
+def update_draft(
+    quote: Quote,
+    *,
+    actor: User,
+    lines: Iterable[LineInput] | None = None,
+    recipient: User | None = None,
+    title: str | None = None,
+    validity_days: int | None = None,
+    ip: str | None = None,
+) -> Quote:
+    """Edit a draft: replace its lines, recipient, title or validity (only given fields change)."""
+    _require_staff(actor)
+    if quote.status != QuoteStatus.DRAFT:
+        raise QuoteNotDraft()
+    if recipient is not None:
+        _check_recipient(recipient, quote.organisation)
+        quote.recipient = recipient
+    if title is not None:
+        quote.title = title.strip()
+    if validity_days is not None:
+        quote.validity_days = _check_validity(validity_days)
+    if lines is not None:
+        quote.lines = _build_lines(lines)
+    _compute_totals(quote)
+    db.session.flush()
+    audit.record("quote.updated", quote, actor=actor, organisation_id=quote.organisation_id, ip=ip)
+    return quote
+
+
+def _build_lines(lines: Iterable[LineInput]) -> list[QuoteLine]:
+    return [_build_line(position, line) for position, line in enumerate(lines, start=1)]
+
+
+def _build_line(position: int, line: LineInput) -> QuoteLine:
+    if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or line.quantity <= 0:
+        raise InvalidQuantity()
+    product = None
+    if line.product_id is not None:
+        product = db.session.get(Product, line.product_id)
+        if product is None:
+            raise UnknownProduct()
+    label = (line.label or (product.name if product else "")).strip()
+    if not label:
+        raise InvalidInput("Chaque ligne libre doit avoir un libellé.")
+    price = line.unit_price_cents if line.unit_price_cents is not None else (
+        product.unit_price_cents if product else None)
+    if price is None:
+        raise InvalidInput("Chaque ligne libre doit avoir un prix unitaire.")
+    if price < 0:
+        raise InvalidPrice()
+    vat = line.vat_rate_bp if line.vat_rate_bp is not None else (
+        product.vat_rate_bp if product else 2000)
+    if vat not in billing.VAT_RATES_BP:
+        raise InvalidVatRate()
+    return QuoteLine(position=position, product=product, label=label, quantity=line.quantity,
+                     unit_price_cents=price, vat_rate_bp=vat,
+                     credits_per_unit=product.credits_per_unit if product else 0)
+
+
+def _compute_totals(quote: Quote) -> None:
+    for line in quote.lines:
+        line.total_ht_cents = line.quantity * line.unit_price_cents
+        line.total_vat_cents = billing.vat_cents(line.total_ht_cents, line.vat_rate_bp)
+    quote.total_ht_cents = sum(line.total_ht_cents for line in quote.lines)
+    quote.total_vat_cents = sum(line.total_vat_cents for line in quote.lines)
+    quote.total_ttc_cents = quote.total_ht_cents + quote.total_vat_cents
+    quote.total_credits = sum(line.quantity * line.credits_per_unit for line in quote.lines)
+
+
+def _check_validity(validity_days: int | None) -> int | None:
+    if validity_days is not None and not 1 <= validity_days <= 365:
+        raise InvalidInput("La durée de validité doit être comprise entre 1 et 365 jours.")
+    return validity_days
+
+
+def _check_recipient(recipient: User, organisation: Organisation) -> None:
+    if (recipient.kind != UserKind.CLIENT or recipient.organisation_id != organisation.id
+            or recipient.client_role not in DECIDING_ROLES or not recipient.active):
+        raise InvalidRecipient()
+
+
+def _require_staff(actor: User) -> None:
+    if actor.kind != UserKind.STAFF:
+        raise NotAllowed()
+
+
+# --- Sending, revising, cancelling, expiring --------------------------------------------------
+
+
+def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | None = None) -> Quote:
+    """Send a draft: number it, freeze it, set its validity and billing mode, email the recipient."""
+    _require_staff(actor)
+    if quote.status != QuoteStatus.DRAFT:
+        raise QuoteNotDraft()
+    if not quote.lines:
+        raise EmptyQuote()
+    if quote.recipient is None:
+        raise InvalidRecipient()
+    _check_recipient(quote.recipient, quote.organisation)
+    now = now or utcnow()
+    if quote.supersedes is not None:
+        _supersede(quote.supersedes, actor=actor, ip=ip)
+    today = billing.paris_today(now)
+    quote.number = quote.number or billing.next_number(billing.QUOTE_SERIES, today.year)
+    validity = quote.validity_days or billing.seller_settings().quote_validity_days or 30
+    quote.valid_until = today + timedelta(days=validity)
+    quote.billing_mode = quote.organisation.billing_mode
+    _compute_totals(quote)
+    quote.status = QuoteStatus.SENT
+    quote.sent_at = now
+    db.session.flush()
+    audit.record("quote.sent", quote, actor=actor, organisation_id=quote.organisation_id, ip=ip,
+                 number=quote.reference, total_ttc_cents=quote.total_ttc_cents)
+    mail.enqueue(recipient=quote.recipient.email, template="quote_sent",
+                 context={"quote_id": quote.id, "user_id": quote.recipient.id},
+                 dedupe_key=f"quote_sent:{quote.id}")
+    return quote
+
+
+def _supersede(previous: Quote, *, actor: User, ip: str | None) -> None:
+    _transition(previous, QuoteStatus.SUPERSEDED)
+    audit.record("quote.superseded", previous, actor=actor, organisation_id=previous.organisation_id,
+                 ip=ip)
+
+
+def revise(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
+    """Start a new revision of a sent quote; it replaces the sent one when it is sent."""
+    _require_staff(actor)
+    if quote.status != QuoteStatus.SENT:
+        raise QuoteNotPending()
+    pending = db.session.scalar(
+        select(Quote.id).where(Quote.supersedes_id == quote.id, Quote.status == QuoteStatus.DRAFT)
+    )
+    if pending is not None:
+        raise InvalidInput("Une révision de ce devis est déjà en préparation.")
+    revision = Quote(organisation=quote.organisation, number=quote.number,
+                     revision=quote.revision + 1, title=quote.title, recipient=quote.recipient,
+                     created_by=actor, supersedes=quote, validity_days=quote.validity_days,
+                     status=QuoteStatus.DRAFT)
+    revision.lines = [
+        QuoteLine(position=line.position, product_id=line.product_id, label=line.label,
+                  quantity=line.quantity, unit_price_cents=line.unit_price_cents,
+                  vat_rate_bp=line.vat_rate_bp, credits_per_unit=line.credits_per_unit)
+        for line in quote.lines
+    ]
+    db.session.add(revision)
+    _compute_totals(revision)
+    audit.record("quote.revised", revision, actor=actor, organisation_id=quote.organisation_id,
+                 ip=ip, revises=quote.reference)
+    return revision
+
+
+def cancel(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
+    """Cancel a draft or a sent quote."""
+    _require_staff(actor)
+    if quote.status == QuoteStatus.DRAFT:
+        quote.status = QuoteStatus.CANCELLED
+        db.session.flush()
+    else:
+        _transition(quote, QuoteStatus.CANCELLED)
+    audit.record("quote.cancelled", quote, actor=actor, organisation_id=quote.organisation_id, ip=ip)
+    return quote
+
+
+def expire_overdue(*, now: datetime | None = None) -> list[Quote]:
+    """Mark expired every sent quote whose validity date has passed (Paris time)."""
+    today = billing.paris_today(now)
+    overdue = db.session.scalars(
+        select(Quote).where(Quote.status == QuoteStatus.SENT, Quote.valid_until < today)
+    ).all()
+    expired = []
+    for quote in overdue:
+        try:
+            _transition(quote, QuoteStatus.EXPIRED)
+        except QuoteNotPending:
+            continue  # decided meanwhile
+        audit.record("quote.expired", quote, actor=None, organisation_id=quote.organisation_id)
+        expired.append(quote)
+    return expired
+
+
+def _transition(quote: Quote, target: QuoteStatus, **values: object) -> None:
+    """Move a sent quote to `target`, only if it is still sent (a row-level compare-and-set)."""
+    changed = db.session.execute(
+        update(Quote)
+        .where(Quote.id == quote.id, Quote.status == QuoteStatus.SENT)
+        .values(status=target, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        raise QuoteNotPending()
+    db.session.refresh(quote)
+
+
+# --- Terms of sale (CGV) ----------------------------------------------------------------------
+
+
+def current_terms() -> TermsVersion | None:
+    """The CGV version in force: the most recently published one."""
+    return db.session.scalar(
+        select(TermsVersion).where(TermsVersion.published_at.is_not(None))
+        .order_by(TermsVersion.published_at.desc(), TermsVersion.id.desc()).limit(1)
+    )
+
+
+def publish_terms(terms: TermsVersion, *, actor: User, now: datetime | None = None,
+                  ip: str | None = None) -> TermsVersion:
+    """Publish a CGV version: hash its body and make it current; it is frozen from then on."""
+    _require_staff(actor)
+    if terms.published_at is not None:
+        raise InvalidInput("Cette version des CGV est déjà publiée.")
+    if not (terms.body or "").strip():
+        raise InvalidInput("Le texte des Conditions Générales de Vente ne peut pas être vide.")
+    if not (terms.version_label or "").strip():
+        raise InvalidInput("Indiquez un libellé de version pour les CGV.")
+    terms.sha256 = hashlib.sha256(terms.body.encode("utf-8")).hexdigest()
+    terms.published_at = now or utcnow()
+    db.session.flush()
+    audit.record("terms.published", terms, actor=actor, ip=ip, version=terms.version_label,
+                 sha256=terms.sha256)
+    return terms
+
+
+# --- Decisions --------------------------------------------------------------------------------
+
+
+def quote_content_hash(quote: Quote) -> str:
+    """SHA-256 of the canonical content the client decided on."""
+    content = {
+        "number": quote.number, "revision": quote.revision, "organisation_id": quote.organisation_id,
+        "billing_mode": quote.billing_mode.value if quote.billing_mode else None,
+        "valid_until": quote.valid_until.isoformat() if quote.valid_until else None,
+        "lines": [[line.label, line.quantity, line.unit_price_cents, line.vat_rate_bp,
+                   line.credits_per_unit] for line in quote.lines],
+        "totals": [quote.total_ht_cents, quote.total_vat_cents, quote.total_ttc_cents,
+                   quote.total_credits],
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def accept(quote: Quote, *, actor: User, terms_version: TermsVersion, channel: Channel,
+           ip: str | None = None, user_agent: str | None = None,
+           now: datetime | None = None) -> Decision:
+    """Accept a sent quote: per order, issue its invoice; monthly, grant its credits."""
+    now = now or utcnow()
+    decision = _decide(quote, DecisionKind.ACCEPTED, actor=actor, terms_version=terms_version,
+                       channel=channel, ip=ip, user_agent=user_agent, now=now, reason=None)
+    if quote.billing_mode == BillingMode.MONTHLY:
+        quote.billing_period = billing.paris_today(now).strftime("%Y-%m")
+        db.session.flush()
+        billing.grant_quote_credits(quote, actor=actor)
+    else:
+        billing.issue_invoice_for_quote(quote, actor=actor, now=now, ip=ip)
+    return decision
+
+
+def refuse(quote: Quote, *, actor: User, terms_version: TermsVersion, channel: Channel,
+           reason: str | None = None, ip: str | None = None, user_agent: str | None = None,
+           now: datetime | None = None) -> Decision:
+    """Refuse a sent quote, with an optional reason."""
+    return _decide(quote, DecisionKind.REFUSED, actor=actor, terms_version=terms_version,
+                   channel=channel, ip=ip, user_agent=user_agent, now=now or utcnow(),
+                   reason=(reason or "").strip() or None)
+
+
+def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: TermsVersion,
+            channel: Channel, ip: str | None, user_agent: str | None, now: datetime,
+            reason: str | None) -> Decision:
+    organisation = quote.organisation
+    _check_decider(actor, organisation)
+    if quote.status != QuoteStatus.SENT:
+        raise QuoteNotPending()
+    if quote.valid_until is not None and quote.valid_until < billing.paris_today(now):
+        raise QuoteExpired()
+    current = current_terms()
+    if current is None:
+        raise TermsMissing()
+    if terms_version is None or terms_version.id != current.id:
+        raise TermsChanged()
+    target = QuoteStatus.ACCEPTED if kind == DecisionKind.ACCEPTED else QuoteStatus.REFUSED
+    _transition(quote, target, decided_at=now)
+    on_behalf = actor.kind == UserKind.STAFF
+    decision = Decision(
+        quote_id=quote.id, kind=kind, actor_id=actor.id, organisation_id=organisation.id,
+        channel=channel, terms_version_id=current.id, terms_sha256=current.sha256,
+        quote_sha256=quote_content_hash(quote),
+        mandate_granted_by_id=organisation.staff_validation_changed_by_id if on_behalf else None,
+        mandate_granted_at=organisation.staff_validation_changed_at if on_behalf else None,
+        ip=ip, user_agent=(user_agent or "")[:500] or None, reason=reason, created_at=now,
+    )
+    db.session.add(decision)
+    db.session.flush()
+    audit.record(f"quote.{kind.value}", quote, actor=actor, organisation_id=organisation.id, ip=ip,
+                 channel=channel, terms=current.version_label, on_behalf=on_behalf, reason=reason)
+    mail.enqueue(recipient=_staff_contact(quote), template="quote_decided",
+                 context={"quote_id": quote.id, "decision_id": decision.id},
+                 dedupe_key=f"quote_decided:{quote.id}")
+    return decision
+
+
+def _check_decider(actor: User, organisation: Organisation) -> None:
+    if actor.kind == UserKind.STAFF:
+        if not organisation.staff_validation_allowed:
+            raise MandateMissing()
+        return
+    if actor.organisation_id != organisation.id or not actor.active:
+        raise NotAllowed()
+    if actor.client_role not in DECIDING_ROLES:
+        raise NotAllowed("Seul un responsable ou un gestionnaire peut valider ou refuser un devis.")
+
+
+def _staff_contact(quote: Quote) -> str:
+    if quote.created_by is not None and quote.created_by.active:
+        return quote.created_by.email
+    return current_app.config["STAFF_NOTIFICATION_EMAIL"]
+
+
+# --- Mandate ----------------------------------------------------------------------------------
+
+
+def set_mandate(organisation: Organisation, *, allowed: bool, actor: User,
+                now: datetime | None = None, ip: str | None = None) -> Organisation:
+    """Turn the client's mandate for staff validation on or off (its responsable only)."""
+    if (actor.kind != UserKind.CLIENT or actor.organisation_id != organisation.id
+            or actor.client_role != ClientRole.RESPONSABLE):
+        raise NotAllowed("Seul le responsable de l'organisation peut modifier cette autorisation.")
+    organisation.staff_validation_allowed = allowed
+    organisation.staff_validation_changed_by_id = actor.id
+    organisation.staff_validation_changed_at = now or utcnow()
+    db.session.flush()
+    audit.record("organisation.mandate", organisation, actor=actor, organisation_id=organisation.id,
+                 ip=ip, allowed=allowed)
+    return organisation
+
+
+# --- Quote requests ---------------------------------------------------------------------------
+
+
+def create_request(*, organisation: Organisation, requester: User, items: Iterable[tuple[int, int]],
+                   message: str = "", ip: str | None = None) -> QuoteRequest:
+    """A client asks for a quote on published products; staff are notified."""
+    if requester.kind != UserKind.CLIENT or requester.organisation_id != organisation.id:
+        raise NotAllowed()
+    request = QuoteRequest(organisation=organisation, requester=requester,
+                           message=(message or "").strip())
+    for product_id, quantity in items:
+        product = db.session.get(Product, product_id)
+        if product is None or not product.published:
+            raise UnknownProduct()
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+            raise InvalidQuantity()
+        request.lines.append(QuoteRequestLine(product=product, quantity=quantity))
+    if not request.lines:
+        raise InvalidInput("Choisissez au moins un produit.")
+    db.session.add(request)
+    db.session.flush()
+    audit.record("request.created", request, actor=requester, organisation_id=organisation.id, ip=ip)
+    mail.enqueue(recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+                 template="request_received", context={"request_id": request.id},
+                 dedupe_key=f"request_received:{request.id}")
+    return request
+
+
+def answer_request(request: QuoteRequest, *, actor: User, ip: str | None = None) -> Quote:
+    """Answer a request with a draft quote pre-filled from it and linked to it."""
+    _claim_request(request, QuoteRequestStatus.ANSWERED, actor=actor)
+    recipient = request.requester if request.requester.client_role in DECIDING_ROLES else None
+    quote = create_draft(
+        organisation=request.organisation, actor=actor, recipient=recipient, request=request,
+        lines=[LineInput(product_id=line.product_id, quantity=line.quantity) for line in request.lines],
+        ip=ip,
+    )
+    audit.record("request.answered", request, actor=actor, organisation_id=request.organisation_id,
+                 ip=ip, quote_id=quote.id)
+    return quote
+
+
+def decline_request(request: QuoteRequest, *, actor: User, reason: str,
+                    ip: str | None = None) -> QuoteRequest:
+    """Decline a request, with a reason the client will read."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Indiquez le motif du refus de la demande.")
+    _claim_request(request, QuoteRequestStatus.DECLINED, actor=actor, decline_reason=reason)
+    audit.record("request.declined", request, actor=actor, organisation_id=request.organisation_id,
+                 ip=ip, reason=reason)
+    return request
+
+
+def _claim_request(request: QuoteRequest, target: QuoteRequestStatus, *, actor: User,
+                   **values: object) -> None:
+    _require_staff(actor)
+    changed = db.session.execute(
+        update(QuoteRequest)
+        .where(QuoteRequest.id == request.id, QuoteRequest.status == QuoteRequestStatus.NEW)
+        .values(status=target, handled_by_id=actor.id, handled_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        raise RequestNotOpen()
+    db.session.refresh(request)
