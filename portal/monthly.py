@@ -146,7 +146,6 @@ def _close_one(organisation_id: int, period: str, summary: CloseSummary, *,
         summary.invoices.append(number)
     else:
         summary.already_billed += 1
-    db.session.expunge_all()  # keep memory flat over tens of thousands of organisations
 
 
 def close_organisation_month(

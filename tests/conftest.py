@@ -26,14 +26,20 @@ def app(tmp_path_factory):
         f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
     )
     config = type("SuiteConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url})
-    return create_app(config)
+    app = create_app(config)
+    yield app
+    with app.app_context():
+        db.engine.dispose()  # close pooled connections before the interpreter does
 
 
 @pytest.fixture(scope="session")
 def _schema(app):
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        if IS_POSTGRES:
+            db.drop_all()
+            db.create_all()
+        else:
+            _recreate_sqlite_schema()
     yield
 
 
@@ -52,9 +58,18 @@ def _empty_database() -> None:
         with db.engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     else:
-        # Issued invoices refuse DELETE (a trigger), so SQLite starts over with a fresh schema.
-        db.drop_all()
-        db.create_all()
+        _recreate_sqlite_schema()
+
+
+def _recreate_sqlite_schema() -> None:
+    """Issued invoices refuse DELETE (a trigger), so SQLite starts over with a fresh schema;
+    foreign keys are off meanwhile because quote and invoice reference each other."""
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        db.metadata.drop_all(connection)
+        db.metadata.create_all(connection)
+        connection.commit()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 @pytest.fixture

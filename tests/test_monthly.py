@@ -1,0 +1,133 @@
+"""The monthly close: one consolidated invoice per organisation and month."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from portal import monthly, quotes
+from portal.exceptions import InvalidPeriod
+from portal.extensions import db
+from portal.models import (
+    BillingMode,
+    Channel,
+    ClientRole,
+    Invoice,
+    OutboxEmail,
+    Quote,
+)
+
+ACCEPTED_AT = datetime(2026, 3, 15, 10, 0)
+CLOSE_AT = datetime(2026, 4, 1, 6, 0)
+
+
+def _count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def _monthly_org_with_quotes(make, admin, terms, n_quotes: int, accepted_at=ACCEPTED_AT):
+    org = make.organisation(billing_mode=BillingMode.MONTHLY)
+    decider = make.client_user(org, ClientRole.GESTIONNAIRE)
+    make.client_user(org, ClientRole.RESPONSABLE)
+    accepted = []
+    for _ in range(n_quotes):
+        quote = make.sent_quote(org, actor=admin, recipient=decider, now=accepted_at)
+        quotes.accept(quote, actor=decider, terms_version=terms, channel=Channel.PORTAL,
+                      now=accepted_at)
+        accepted.append(quote)
+    return org, accepted
+
+
+@pytest.fixture
+def billing_world(make):
+    make.seller_settings()
+    admin = make.staff()
+    return admin, make.terms(actor=admin)
+
+
+def test_one_invoice_per_organisation_gathering_its_quotes(make, billing_world):
+    admin, terms = billing_world
+    org_a, quotes_a = _monthly_org_with_quotes(make, admin, terms, 3)
+    org_b, quotes_b = _monthly_org_with_quotes(make, admin, terms, 1)
+    db.session.commit()
+    summary = monthly.close_month("2026-03", now=CLOSE_AT)
+    assert len(summary.invoices) == 2 and summary.failures == []
+    invoice_a = db.session.scalar(select(Invoice).where(Invoice.organisation_id == org_a.id))
+    assert invoice_a.billing_period == "2026-03"
+    assert invoice_a.issue_date == date(2026, 4, 1)
+    assert invoice_a.sale_date == date(2026, 3, 31)
+    assert invoice_a.total_ttc_cents == sum(quote.total_ttc_cents for quote in quotes_a)
+    assert {line.quote_id for line in invoice_a.lines} == {quote.id for quote in quotes_a}
+    billed = db.session.scalars(select(Quote.monthly_invoice_id).where(Quote.organisation_id == org_a.id))
+    assert set(billed) == {invoice_a.id}
+    assert _count(OutboxEmail, OutboxEmail.template == "monthly_invoice_issued") == 2
+
+
+def test_close_month_is_idempotent(make, billing_world):
+    admin, terms = billing_world
+    _monthly_org_with_quotes(make, admin, terms, 2)
+    db.session.commit()
+    first = monthly.close_month("2026-03", now=CLOSE_AT)
+    second = monthly.close_month("2026-03", now=CLOSE_AT)
+    assert len(first.invoices) == 1 and second.invoices == []
+    assert _count(Invoice) == 1
+
+
+def test_a_crash_midway_is_resumed_by_a_rerun(make, billing_world):
+    admin, terms = billing_world
+    for _ in range(4):
+        _monthly_org_with_quotes(make, admin, terms, 1)
+    db.session.commit()
+    done = []
+
+    def crash_after_two(organisation_id: int) -> None:
+        done.append(organisation_id)
+        if len(done) == 2:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError):
+        monthly.close_month("2026-03", now=CLOSE_AT, on_organisation_done=crash_after_two)
+    db.session.rollback()
+    assert _count(Invoice) == 2
+    monthly.close_month("2026-03", now=CLOSE_AT)
+    assert _count(Invoice) == 4
+    numbers = sorted(db.session.scalars(select(Invoice.number)))
+    assert numbers == [f"FA-2026-0000{n}" for n in range(1, 5)]
+
+
+def test_other_months_and_per_order_quotes_are_left_alone(make, billing_world):
+    admin, terms = billing_world
+    _monthly_org_with_quotes(make, admin, terms, 1, accepted_at=datetime(2026, 2, 27, 9))
+    per_order = make.organisation(billing_mode=BillingMode.PER_ORDER)
+    decider = make.client_user(per_order, ClientRole.GESTIONNAIRE)
+    quote = make.sent_quote(per_order, actor=admin, recipient=decider, now=ACCEPTED_AT)
+    quotes.accept(quote, actor=decider, terms_version=terms, channel=Channel.PORTAL, now=ACCEPTED_AT)
+    db.session.commit()
+    assert monthly.pending_organisation_ids("2026-03") == []
+    assert monthly.close_month("2026-03", now=CLOSE_AT).invoices == []
+    assert len(monthly.close_month("2026-02", now=CLOSE_AT).invoices) == 1
+
+
+def test_preview_lists_what_will_be_billed(make, billing_world):
+    admin, terms = billing_world
+    org, accepted = _monthly_org_with_quotes(make, admin, terms, 2)
+    previews = monthly.preview_month("2026-03")
+    assert [(p.organisation.id, len(p.quotes)) for p in previews] == [(org.id, 2)]
+    assert previews[0].total_ttc_cents == sum(q.total_ttc_cents for q in accepted)
+
+
+@pytest.mark.parametrize("period", ["2026-04", "2026-05", "2030-01", "2026-13", "26-03", "mars", ""])
+def test_current_future_or_malformed_periods_are_refused(make, billing_world, period):
+    admin, terms = billing_world
+    _monthly_org_with_quotes(make, admin, terms, 1)
+    db.session.commit()
+    with pytest.raises(InvalidPeriod):
+        monthly.close_month(period, now=CLOSE_AT)
+    assert _count(Invoice) == 0
+
+
+def test_previous_period_in_paris_time():
+    assert monthly.previous_period(datetime(2026, 3, 31, 22, 30)) == "2026-03"  # 1 April in Paris
+    assert monthly.previous_period(datetime(2026, 1, 15)) == "2025-12"
