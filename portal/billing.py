@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from . import audit, mail
 from .exceptions import (
@@ -28,6 +29,7 @@ from .exceptions import (
 )
 from .extensions import db
 from .models import (
+    ClientRole,
     CreditEntry,
     CreditEntryKind,
     Invoice,
@@ -42,7 +44,6 @@ from .models import (
     SellerSettings,
     User,
     UserKind,
-    ClientRole,
     utcnow,
 )
 
@@ -301,8 +302,15 @@ def record_payment(
     payment = Payment(invoice_id=invoice.id, provider=provider, provider_reference=provider_reference,
                       amount_cents=amount_cents, currency=currency.upper(),
                       recorded_by_id=actor.id if actor else None, received_at=now or utcnow())
-    db.session.add(payment)
-    db.session.flush()
+    try:
+        # The same reference may be committing for another invoice: the unique index waits for it.
+        with db.session.begin_nested():
+            db.session.add(payment)
+    except IntegrityError:
+        existing = _payment_by_reference(provider_reference)
+        if existing is None:
+            raise
+        return _same_invoice(existing, invoice)
     if invoice.quote is not None:
         grant_quote_credits(invoice.quote, actor=actor)
     audit.record("invoice.paid", invoice, actor=actor, organisation_id=invoice.organisation_id,

@@ -9,7 +9,6 @@ from werkzeug.exceptions import HTTPException
 from .exceptions import DomainError
 from .extensions import db
 
-
 HTTP_MESSAGES = {
     400: _l("La requête est invalide ou le formulaire a expiré : rechargez la page et recommencez."),
     403: _l("Vous n'avez pas accès à cette page."),

@@ -7,7 +7,7 @@ Datetimes are naive UTC; calendar dates (validity, issue, due) are Europe/Paris 
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -33,10 +33,10 @@ from .extensions import db
 
 def utcnow() -> datetime:
     """Current time as naive UTC, the storage convention of every datetime column."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-class QuoteStatus(str, enum.Enum):
+class QuoteStatus(enum.StrEnum):
     DRAFT = "draft"
     SENT = "sent"
     ACCEPTED = "accepted"
@@ -46,68 +46,68 @@ class QuoteStatus(str, enum.Enum):
     SUPERSEDED = "superseded"
 
 
-class BillingMode(str, enum.Enum):
+class BillingMode(enum.StrEnum):
     PER_ORDER = "per_order"
     MONTHLY = "monthly"
 
 
-class UserKind(str, enum.Enum):
+class UserKind(enum.StrEnum):
     STAFF = "staff"
     CLIENT = "client"
 
 
-class StaffRole(str, enum.Enum):
+class StaffRole(enum.StrEnum):
     ADMIN = "admin"
     SALES = "sales"
 
 
-class ClientRole(str, enum.Enum):
+class ClientRole(enum.StrEnum):
     RESPONSABLE = "responsable"
     GESTIONNAIRE = "gestionnaire"
     MEMBRE = "membre"
 
 
-class DecisionKind(str, enum.Enum):
+class DecisionKind(enum.StrEnum):
     ACCEPTED = "accepted"
     REFUSED = "refused"
 
 
-class Channel(str, enum.Enum):
+class Channel(enum.StrEnum):
     EMAIL_LINK = "email_link"
     PORTAL = "portal"
     BACK_OFFICE = "back_office"
 
 
-class QuoteRequestStatus(str, enum.Enum):
+class QuoteRequestStatus(enum.StrEnum):
     NEW = "new"
     ANSWERED = "answered"
     DECLINED = "declined"
 
 
-class InvoiceKind(str, enum.Enum):
+class InvoiceKind(enum.StrEnum):
     INVOICE = "invoice"
     CREDIT_NOTE = "credit_note"
 
 
-class InvoiceStatus(str, enum.Enum):
+class InvoiceStatus(enum.StrEnum):
     ISSUED = "issued"
     PAID = "paid"
     CANCELLED = "cancelled"
 
 
-class PaymentProvider(str, enum.Enum):
+class PaymentProvider(enum.StrEnum):
     STRIPE = "stripe"
     BANK_TRANSFER = "bank_transfer"
 
 
-class CreditEntryKind(str, enum.Enum):
+class CreditEntryKind(enum.StrEnum):
     GRANT = "grant"
     CONSUMPTION = "consumption"
     ADJUSTMENT = "adjustment"
     REVERSAL = "reversal"
 
 
-class OutboxStatus(str, enum.Enum):
+class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
