@@ -1,0 +1,442 @@
+"""PDF of quotes and invoices (WeasyPrint, Jinja templates in templates/documents/) and Factur-X.
+
+Invoices and credit notes are PDF/A-3b files carrying their EN 16931 (CII) XML. An invoice's PDF
+is rendered once, at first need, and stored with its SHA-256; every later download serves those
+exact bytes (a re-render would differ by its timestamps, and by any later template change), so
+nothing ever re-renders an issued invoice. Quotes are not frozen: they are rendered on demand.
+
+Functions take model objects, never a request; storing a PDF flushes and the caller commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import facturx
+import weasyprint
+from babel import dates as babel_dates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from lxml import etree
+from sqlalchemy import select, update
+
+from . import billing, monthly, quotes
+from .config import BASE_DIR
+from .extensions import db
+from .models import BillingMode, Invoice, InvoiceKind, Quote, QuoteStatus, TermsVersion
+
+TEMPLATES_DIR = BASE_DIR / "templates" / "documents"
+FACTURX_LEVEL = "en16931"
+
+OPERATION_CATEGORIES = {
+    "services": "Prestation de services",
+    "goods": "Livraison de biens",
+    "mixed": "Mixte",
+}
+BILLING_MODES = {
+    BillingMode.PER_ORDER: "Facturation à la commande",
+    BillingMode.MONTHLY: "Facturation consolidée mensuelle",
+}
+QUOTE_STATUSES = {
+    QuoteStatus.DRAFT: "Brouillon (sans valeur contractuelle)",
+    QuoteStatus.SENT: "En attente de décision",
+    QuoteStatus.ACCEPTED: "Accepté",
+    QuoteStatus.REFUSED: "Refusé",
+    QuoteStatus.EXPIRED: "Expiré",
+    QuoteStatus.CANCELLED: "Annulé",
+    QuoteStatus.SUPERSEDED: "Remplacé par une révision",
+}
+RECOVERY_INDEMNITY = "40 €"  # Code de commerce, art. L441-10 and D441-5
+SELLER_KEYS = (*billing.MANDATORY_SELLER_FIELDS, "address_line2", "country", "email", "phone", "iban", "bic")
+BUYER_KEYS = (
+    "name",
+    "legal_form",
+    "siren",
+    "vat_number",
+    "address_line1",
+    "address_line2",
+    "postal_code",
+    "city",
+    "country",
+)
+
+
+# --- Formatting (every word a reader sees is French) ------------------------------------------
+
+
+def format_date(value: date | None) -> str:
+    """A calendar date as 31/01/2026."""
+    return value.strftime("%d/%m/%Y") if value else "—"
+
+
+def format_rate(vat_rate_bp: int) -> str:
+    """A VAT rate in basis points as French text: 2000 → 20 %, 550 → 5,5 %."""
+    units, hundredths = divmod(vat_rate_bp, 100)
+    text = f"{units},{hundredths:02d}".rstrip("0").rstrip(",")
+    return f"{text}\u00a0%"
+
+
+def format_period(period: str) -> str:
+    """A billing period 2026-03 as 'mars 2026'."""
+    return babel_dates.format_date(monthly.period_bounds(period)[0], "MMMM y", locale="fr_FR")
+
+
+def format_iban(iban: str) -> str:
+    """An IBAN in groups of four, as printed on a RIB."""
+    compact = "".join(iban.split())
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        amount=billing.format_amount,
+        rate=format_rate,
+        date=format_date,
+        period=format_period,
+        iban=format_iban,
+        paris_date=billing.paris_today,
+    )
+    return env
+
+
+_env = _environment()
+
+
+def _render_pdf(template: str, *, pdf_variant: str | None = None, **context: Any) -> bytes:
+    html = _env.get_template(template).render(**context)
+    # Documents are self-contained (CSS inlined): nothing is ever fetched while rendering.
+    fetcher = weasyprint.URLFetcher(allowed_protocols=())
+    return weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher).write_pdf(
+        pdf_variant=pdf_variant
+    )
+
+
+def vat_breakdown(lines: list[Any]) -> list[dict[str, int]]:
+    """Basis and VAT per rate, summed from the lines (VAT is rounded per line, see billing)."""
+    groups: dict[int, dict[str, int]] = defaultdict(lambda: {"basis": 0, "vat": 0})
+    for line in lines:
+        groups[line.vat_rate_bp]["basis"] += line.total_ht_cents
+        groups[line.vat_rate_bp]["vat"] += line.total_vat_cents
+    return [{"rate_bp": rate, **groups[rate]} for rate in sorted(groups, reverse=True)]
+
+
+# --- Quotes -----------------------------------------------------------------------------------
+
+
+def quote_terms(quote: Quote) -> TermsVersion | None:
+    """The CGV a quote is under: the decided version, else the one in force now."""
+    if quote.decision is not None:
+        return quote.decision.terms_version
+    return quotes.current_terms()
+
+
+def quote_pdf(quote: Quote) -> bytes:
+    """The PDF of a quote, rendered now (quotes are not frozen documents)."""
+    mode = quote.billing_mode or quote.organisation.billing_mode
+    return _render_pdf(
+        "quote.html",
+        quote=quote,
+        seller=billing.seller_settings(),
+        organisation=quote.organisation,
+        sent_on=billing.paris_today(quote.sent_at) if quote.sent_at else None,
+        decided_on=billing.paris_today(quote.decided_at) if quote.decided_at else None,
+        status=QUOTE_STATUSES[quote.status],
+        billing_mode=BILLING_MODES[mode],
+        is_monthly=mode == BillingMode.MONTHLY,
+        terms=quote_terms(quote),
+        vat_breakdown=vat_breakdown(quote.lines),
+        show_credits=quote.total_credits > 0,
+    )
+
+
+# --- Invoices and credit notes ----------------------------------------------------------------
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    """The invoice's frozen PDF/A-3 (with Factur-X): rendered and stored at first need; flushes."""
+    if invoice.pdf is not None:
+        return invoice.pdf
+    pdf = render_invoice_pdf(invoice)
+    # Write-once even against a concurrent first download: whoever stores first wins, and the
+    # other serves the stored bytes.
+    db.session.execute(
+        update(Invoice)
+        .where(Invoice.id == invoice.id, Invoice.pdf.is_(None))
+        .values(pdf=pdf, pdf_sha256=hashlib.sha256(pdf).hexdigest())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(invoice, ["pdf", "pdf_sha256"])
+    return invoice.pdf
+
+
+def render_invoice_pdf(invoice: Invoice) -> bytes:
+    """Render an invoice as PDF/A-3b with its Factur-X XML (XSD-checked); stores nothing."""
+    context = _invoice_context(invoice)
+    base = _render_pdf("invoice.html", pdf_variant="pdf/a-3b", **context)
+    title = f"{_kind_label(invoice)} {invoice.number}"
+    return facturx.generate_from_binary(
+        base,
+        _build_xml(invoice, context),
+        flavor="factur-x",
+        level=FACTURX_LEVEL,
+        check_xsd=True,
+        pdf_metadata={
+            "author": context["seller"]["company_name"],
+            "keywords": f"{_kind_label(invoice)}, Factur-X",
+            "title": f"{context['seller']['company_name']} : {title}",
+            "subject": f"{title} du {format_date(invoice.issue_date)} — {context['buyer']['name']}",
+        },
+        lang="fr-FR",
+    )
+
+
+def facturx_xml(invoice: Invoice) -> bytes:
+    """The invoice's Factur-X XML: the one embedded in its stored PDF, else built from its data."""
+    if invoice.pdf is not None:
+        _, xml = facturx.get_xml_from_pdf(invoice.pdf, check_xsd=False)
+        if xml:
+            return xml
+    return build_facturx_xml(invoice)
+
+
+def _kind_label(invoice: Invoice) -> str:
+    return "Avoir" if invoice.kind == InvoiceKind.CREDIT_NOTE else "Facture"
+
+
+def _covered_quotes(invoice: Invoice) -> list[Quote]:
+    ids = {line.quote_id for line in invoice.lines if line.quote_id is not None}
+    if not ids:
+        return []
+    return list(
+        db.session.scalars(select(Quote).where(Quote.id.in_(ids)).order_by(Quote.decided_at, Quote.id))
+    )
+
+
+def _invoice_context(invoice: Invoice) -> dict[str, Any]:
+    # Frozen snapshots are read as they are; an optional key absent from an old one reads blank.
+    seller = dict.fromkeys(SELLER_KEYS, "") | {"country": "FR"} | invoice.seller
+    buyer = dict.fromkeys(BUYER_KEYS, "") | {"country": "FR"} | invoice.buyer
+    credited = invoice.credited_invoice
+    category = seller.get("operation_category") or "services"
+    period = invoice.billing_period or (credited.billing_period if credited else None)
+    return {
+        "invoice": invoice,
+        "is_credit_note": invoice.kind == InvoiceKind.CREDIT_NOTE,
+        "title": _kind_label(invoice),
+        "seller": seller,
+        "buyer": buyer,
+        "credited": credited,
+        "period": period,
+        "period_bounds": billing_period_bounds(period) if period else None,
+        "covered_quotes": _covered_quotes(invoice),
+        "show_sale_date": invoice.sale_date is not None and invoice.sale_date != invoice.issue_date,
+        "operation_category": OPERATION_CATEGORIES.get(category, category),
+        "early_payment_discount": seller.get("early_payment_discount") or "néant",
+        "late_penalty_rate": seller.get("late_penalty_rate") or "trois fois le taux d'intérêt légal",
+        "recovery_indemnity": RECOVERY_INDEMNITY,
+        "payment_days": (invoice.due_date - invoice.issue_date).days,
+        "vat_breakdown": vat_breakdown(invoice.lines),
+    }
+
+
+def billing_period_bounds(period: str) -> tuple[date, date]:
+    """First and last day of a billing period 2026-03."""
+    first, next_month = monthly.period_bounds(period)
+    return first, next_month - timedelta(days=1)
+
+
+# --- Factur-X (EN 16931, UN/CEFACT CII D16B) --------------------------------------------------
+
+NS = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+}
+TYPE_CODES = {InvoiceKind.INVOICE: "380", InvoiceKind.CREDIT_NOTE: "381"}
+SIREN_SCHEME = "0002"  # ISO 6523 ICD of the French SIRENE register
+
+
+def xml_amount(cents: int) -> str:
+    """Integer cents as a CII amount: 123456 → 1234.56."""
+    return f"{Decimal(cents) / 100:.2f}"
+
+
+def vat_category(vat_rate_bp: int) -> str:
+    """UNCL 5305 category: S (standard rates); Z (zero rated) for 0 %, which needs no reason."""
+    return "S" if vat_rate_bp else "Z"
+
+
+def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    prefix, name = tag.split(":")
+    element = etree.SubElement(parent, f"{{{NS[prefix]}}}{name}", attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _date(parent: etree._Element, tag: str, value: date) -> None:
+    _el(_el(parent, tag), "udt:DateTimeString", value.strftime("%Y%m%d"), format="102")
+
+
+def build_facturx_xml(invoice: Invoice) -> bytes:
+    """Build the EN 16931 CII XML of an invoice or credit note from its frozen data."""
+    return _build_xml(invoice, _invoice_context(invoice))
+
+
+def _build_xml(invoice: Invoice, context: dict[str, Any]) -> bytes:
+    seller, buyer = context["seller"], context["buyer"]
+    root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
+    guideline = _el(
+        _el(root, "rsm:ExchangedDocumentContext"), "ram:GuidelineSpecifiedDocumentContextParameter"
+    )
+    _el(guideline, "ram:ID", "urn:cen.eu:en16931:2017")
+    document = _el(root, "rsm:ExchangedDocument")
+    _el(document, "ram:ID", invoice.number)
+    _el(document, "ram:TypeCode", TYPE_CODES[invoice.kind])
+    _date(document, "ram:IssueDateTime", invoice.issue_date)
+    for subject, content in _xml_notes(invoice, context):
+        note = _el(document, "ram:IncludedNote")
+        _el(note, "ram:Content", content)
+        if subject:
+            _el(note, "ram:SubjectCode", subject)
+
+    transaction = _el(root, "rsm:SupplyChainTradeTransaction")
+    for line in invoice.lines:
+        item = _el(transaction, "ram:IncludedSupplyChainTradeLineItem")
+        _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", str(line.position))
+        _el(_el(item, "ram:SpecifiedTradeProduct"), "ram:Name", line.label)
+        price = _el(_el(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
+        _el(price, "ram:ChargeAmount", xml_amount(line.unit_price_cents))
+        _el(
+            _el(item, "ram:SpecifiedLineTradeDelivery"),
+            "ram:BilledQuantity",
+            str(line.quantity),
+            unitCode="C62",
+        )
+        settlement = _el(item, "ram:SpecifiedLineTradeSettlement")
+        tax = _el(settlement, "ram:ApplicableTradeTax")
+        _el(tax, "ram:TypeCode", "VAT")
+        _el(tax, "ram:CategoryCode", vat_category(line.vat_rate_bp))
+        _el(tax, "ram:RateApplicablePercent", xml_amount(line.vat_rate_bp))
+        _el(
+            _el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"),
+            "ram:LineTotalAmount",
+            xml_amount(line.total_ht_cents),
+        )
+
+    agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
+    _xml_party(agreement, "ram:SellerTradeParty", name=seller["company_name"], party=seller)
+    _xml_party(agreement, "ram:BuyerTradeParty", name=buyer["name"], party=buyer)
+    if invoice.quote is not None:
+        _el(
+            _el(agreement, "ram:SellerOrderReferencedDocument"),
+            "ram:IssuerAssignedID",
+            invoice.quote.reference,
+        )
+    delivery = _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+    if invoice.sale_date is not None:
+        _date(
+            _el(delivery, "ram:ActualDeliverySupplyChainEvent"), "ram:OccurrenceDateTime", invoice.sale_date
+        )
+
+    settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
+    _el(settlement, "ram:PaymentReference", invoice.number)
+    _el(settlement, "ram:InvoiceCurrencyCode", invoice.currency)
+    if invoice.kind == InvoiceKind.INVOICE and seller.get("iban"):
+        means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+        _el(means, "ram:TypeCode", "58")  # SEPA credit transfer
+        _el(means, "ram:Information", "Virement SEPA")
+        _el(
+            _el(means, "ram:PayeePartyCreditorFinancialAccount"),
+            "ram:IBANID",
+            "".join(seller["iban"].split()),
+        )
+        if seller.get("bic"):
+            _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", seller["bic"])
+    for group in context["vat_breakdown"]:
+        tax = _el(settlement, "ram:ApplicableTradeTax")
+        _el(tax, "ram:CalculatedAmount", xml_amount(group["vat"]))
+        _el(tax, "ram:TypeCode", "VAT")
+        _el(tax, "ram:BasisAmount", xml_amount(group["basis"]))
+        _el(tax, "ram:CategoryCode", vat_category(group["rate_bp"]))
+        _el(tax, "ram:RateApplicablePercent", xml_amount(group["rate_bp"]))
+    if invoice.billing_period:
+        first, last = billing_period_bounds(invoice.billing_period)
+        period = _el(settlement, "ram:BillingSpecifiedPeriod")
+        _date(period, "ram:StartDateTime", first)
+        _date(period, "ram:EndDateTime", last)
+    terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
+    days = context["payment_days"]
+    _el(terms, "ram:Description", f"Paiement à {days} jours" if days else "Paiement à réception")
+    _date(terms, "ram:DueDateDateTime", invoice.due_date)
+    totals = _el(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
+    _el(totals, "ram:LineTotalAmount", xml_amount(sum(line.total_ht_cents for line in invoice.lines)))
+    _el(totals, "ram:TaxBasisTotalAmount", xml_amount(invoice.total_ht_cents))
+    _el(totals, "ram:TaxTotalAmount", xml_amount(invoice.total_vat_cents), currencyID=invoice.currency)
+    _el(totals, "ram:GrandTotalAmount", xml_amount(invoice.total_ttc_cents))
+    _el(totals, "ram:DuePayableAmount", xml_amount(invoice.total_ttc_cents))
+    credited = invoice.credited_invoice
+    if credited is not None:
+        reference = _el(settlement, "ram:InvoiceReferencedDocument")
+        _el(reference, "ram:IssuerAssignedID", credited.number)
+        _el(
+            _el(reference, "ram:FormattedIssueDateTime"),
+            "qdt:DateTimeString",
+            credited.issue_date.strftime("%Y%m%d"),
+            format="102",
+        )
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _xml_party(parent: etree._Element, tag: str, *, name: str, party: dict[str, str]) -> None:
+    element = _el(parent, tag)
+    _el(element, "ram:Name", name)
+    if party.get("siren"):
+        _el(_el(element, "ram:SpecifiedLegalOrganization"), "ram:ID", party["siren"], schemeID=SIREN_SCHEME)
+    address = _el(element, "ram:PostalTradeAddress")
+    for key, tag_name in (
+        ("postal_code", "ram:PostcodeCode"),
+        ("address_line1", "ram:LineOne"),
+        ("address_line2", "ram:LineTwo"),
+        ("city", "ram:CityName"),
+    ):
+        if party.get(key):
+            _el(address, tag_name, party[key])
+    _el(address, "ram:CountryID", party.get("country") or "FR")
+    if party.get("email"):
+        _el(_el(element, "ram:URIUniversalCommunication"), "ram:URIID", party["email"], schemeID="EM")
+    if party.get("vat_number"):
+        _el(_el(element, "ram:SpecifiedTaxRegistration"), "ram:ID", party["vat_number"], schemeID="VA")
+
+
+def _xml_notes(invoice: Invoice, context: dict[str, Any]) -> list[tuple[str | None, str]]:
+    """The French mentions as CII notes, with their UNTDID 4451 subject codes."""
+    seller = context["seller"]
+    notes: list[tuple[str | None, str]] = [
+        (
+            "REG",
+            f"{seller['legal_form']} au capital de {seller['share_capital']} — "
+            f"SIREN {seller['siren']} RCS {seller['rcs_city']}",
+        ),
+        ("AAB", f"Escompte pour paiement anticipé : {context['early_payment_discount']}"),
+        ("PMD", f"Pénalités de retard : {context['late_penalty_rate']}"),
+        ("PMT", f"Indemnité forfaitaire pour frais de recouvrement : {RECOVERY_INDEMNITY}"),
+        ("AAI", f"Catégorie de l'opération : {context['operation_category']}"),
+    ]
+    if context["covered_quotes"]:
+        references = ", ".join(quote.reference for quote in context["covered_quotes"])
+        notes.append(("AAI", f"Devis concernés : {references}"))
+    if invoice.reason:
+        notes.append(("AAI", f"Motif : {invoice.reason}"))
+    return notes
