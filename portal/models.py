@@ -10,6 +10,7 @@ import enum
 from datetime import UTC, date, datetime
 from typing import Any
 
+from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -162,7 +163,7 @@ class Organisation(db.Model):
         return self.name
 
 
-class User(db.Model):
+class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
@@ -186,6 +187,10 @@ class User(db.Model):
             name="kind_roles",
         ),
     )
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot sign in
+        return self.active
 
     @property
     def is_staff(self) -> bool:
@@ -549,7 +554,7 @@ class SellerSettings(db.Model):
 # published CGV version never changes. The ORM refuses it here; the database triggers below
 # refuse it for any other writer.
 
-from sqlalchemy import DDL, event, inspect  # noqa: E402
+from sqlalchemy import DDL, event, inspect, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 INVOICE_MUTABLE_COLUMNS = {"status", "paid_at", "cancelled_at", "pdf", "pdf_sha256"}
@@ -571,14 +576,21 @@ def _guard_immutable_records(session: Session, flush_context: Any, instances: An
             changed = _changed(state)
             if changed - INVOICE_MUTABLE_COLUMNS:
                 raise InvoiceImmutable()
-            for name in changed & INVOICE_WRITE_ONCE_COLUMNS:
-                if state.attrs[name].history.deleted not in ((), [None], (None,)):
-                    raise InvoiceImmutable()
+            if changed & INVOICE_WRITE_ONCE_COLUMNS and _pdf_stored(session, obj.id):
+                raise InvoiceImmutable()
         if isinstance(obj, TermsVersion) and state.persistent:
             history = state.attrs.published_at.history
             published_before = (list(history.deleted) or list(history.unchanged) or [None])[0]
             if published_before is not None and _changed(state):
                 raise TermsPublished()
+
+
+def _pdf_stored(session: Session, invoice_id: int) -> bool:
+    """Asked of the database: `pdf` is deferred, so the ORM may not know its stored value."""
+    stored = select(Invoice.id).where(
+        Invoice.id == invoice_id, (Invoice.pdf.is_not(None)) | (Invoice.pdf_sha256.is_not(None))
+    )
+    return session.connection().execute(stored).first() is not None
 
 
 def _changed(state: Any) -> set[str]:
@@ -596,6 +608,9 @@ SQLITE_INVOICE_TRIGGERS = [
     "BEGIN SELECT RAISE(ABORT, 'issued invoices are never deleted'); END",
     f"CREATE TRIGGER invoice_frozen BEFORE UPDATE OF {', '.join(_FROZEN_INVOICE_COLUMNS)} ON invoice "
     "BEGIN SELECT RAISE(ABORT, 'issued invoices are never modified'); END",
+    "CREATE TRIGGER invoice_pdf_once BEFORE UPDATE OF pdf, pdf_sha256 ON invoice "
+    "WHEN OLD.pdf IS NOT NULL OR OLD.pdf_sha256 IS NOT NULL "
+    "BEGIN SELECT RAISE(ABORT, 'a stored invoice PDF is never replaced'); END",
     "CREATE TRIGGER invoice_line_no_delete BEFORE DELETE ON invoice_line "
     "BEGIN SELECT RAISE(ABORT, 'invoice lines are never deleted'); END",
     "CREATE TRIGGER invoice_line_frozen BEFORE UPDATE ON invoice_line "
@@ -609,6 +624,9 @@ POSTGRESQL_INVOICE_TRIGGERS = [
     "CREATE OR REPLACE FUNCTION invoice_guard() RETURNS trigger AS $$ BEGIN "
     "IF TG_OP = 'DELETE' THEN RAISE EXCEPTION 'issued invoices are never deleted'; END IF; "
     f"IF {_PG_FROZEN_CHECK} THEN RAISE EXCEPTION 'issued invoices are never modified'; END IF; "
+    "IF (OLD.pdf IS NOT NULL OR OLD.pdf_sha256 IS NOT NULL) AND (NEW.pdf IS DISTINCT FROM OLD.pdf "
+    "OR NEW.pdf_sha256 IS DISTINCT FROM OLD.pdf_sha256) THEN "
+    "RAISE EXCEPTION 'a stored invoice PDF is never replaced'; END IF; "
     "RETURN NEW; END $$ LANGUAGE plpgsql",
     "CREATE TRIGGER invoice_guard BEFORE UPDATE OR DELETE ON invoice "
     "FOR EACH ROW EXECUTE FUNCTION invoice_guard()",
@@ -622,3 +640,10 @@ for _statement in SQLITE_INVOICE_TRIGGERS:
     event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
 for _statement in POSTGRESQL_INVOICE_TRIGGERS:
     event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
+
+
+class SubmittedForm(db.Model):
+    """Tokens of forms already submitted: a double submit of a OnceForm is refused by this key."""
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

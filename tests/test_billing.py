@@ -252,3 +252,17 @@ def test_vat_is_rounded_half_up_per_line():
 def test_paris_dates():
     assert str(billing.paris_today(datetime(2026, 12, 31, 23, 30))) == "2027-01-01"
     assert str(billing.paris_today(datetime(2026, 7, 31, 21, 59))) == "2026-07-31"
+
+
+def test_a_stored_pdf_is_never_replaced_even_unloaded_or_by_plain_sql(make):
+    _, invoice = _accepted_invoice(make)
+    invoice.pdf, invoice.pdf_sha256 = b"%PDF-1", "a" * 64
+    db.session.commit()  # expires `invoice`: its deferred `pdf` is no longer loaded
+    invoice.pdf = b"%PDF-forged"
+    with pytest.raises(InvoiceImmutable):
+        db.session.flush()
+    db.session.rollback()
+    with pytest.raises((IntegrityError, DBAPIError)):
+        db.session.execute(update(Invoice).where(Invoice.id == invoice.id).values(pdf=b"x"))
+    db.session.rollback()
+    assert db.session.get(Invoice, invoice.id).pdf == b"%PDF-1"
