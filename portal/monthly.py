@@ -135,8 +135,11 @@ def _close_one(organisation_id: int, period: str, summary: CloseSummary, *,
         invoice = close_organisation_month(organisation_id, period, actor=actor_in_session, now=now)
         number = invoice.number if invoice else None
         db.session.commit()
-    except IntegrityError:
+    except IntegrityError as error:
         db.session.rollback()
+        if not _already_invoiced(organisation_id, period):
+            summary.failures.append((organisation_id, str(error.orig)))
+            return
         number = None  # another runner billed it first
     except DomainError as error:
         db.session.rollback()
@@ -148,6 +151,13 @@ def _close_one(organisation_id: int, period: str, summary: CloseSummary, *,
         summary.already_billed += 1
 
 
+def _already_invoiced(organisation_id: int, period: str) -> bool:
+    return db.session.scalar(
+        select(Invoice.id).where(Invoice.organisation_id == organisation_id,
+                                 Invoice.billing_period == period, Invoice.kind == InvoiceKind.INVOICE)
+    ) is not None
+
+
 def close_organisation_month(
     organisation_id: int, period: str, *, actor: User | None = None, now: datetime | None = None
 ) -> Invoice | None:
@@ -155,16 +165,12 @@ def close_organisation_month(
     organisation = db.session.scalars(
         select(Organisation).where(Organisation.id == organisation_id).with_for_update()
     ).one()
-    already = db.session.scalar(
-        select(Invoice.id).where(Invoice.organisation_id == organisation_id,
-                                 Invoice.billing_period == period,
-                                 Invoice.kind == InvoiceKind.INVOICE)
-    )
+    already = _already_invoiced(organisation_id, period)
     quotes = db.session.scalars(
         _unbilled_quotes_query(period).where(Quote.organisation_id == organisation_id)
         .options(selectinload(Quote.lines)).order_by(Quote.decided_at, Quote.id)
     ).all()
-    if already is not None or not quotes:
+    if already or not quotes:
         return None
     first, next_month = period_bounds(period)
     lines = [
