@@ -20,6 +20,7 @@ def register(app: Flask) -> None:
     """Attach the command groups to the app."""
     for group in (demo_cli, staff_cli, billing_cli, quotes_cli):
         app.cli.add_command(group)
+    app.cli.add_command(outbox_cli)
 
 
 @click.group("demo", help="Données de démonstration.")
@@ -111,3 +112,71 @@ def expire() -> None:
     expired = quotes.expire_overdue()
     db.session.commit()
     click.echo(f"{len(expired)} devis expiré(s).")
+
+
+@quotes_cli.command("remind", help="Envoie les rappels des devis qui arrivent à échéance (J-7 et J-1).")
+def remind() -> None:
+    count = quotes.remind_expiring()
+    db.session.commit()
+    click.echo(f"{count} rappel(s) mis en file d'envoi.")
+
+
+# --- Outbox: sending the queued emails --------------------------------------------------------
+
+
+@click.group("outbox", help="Envoi des emails en file d'attente.")
+def outbox_cli() -> None:
+    pass
+
+
+def _describe_transport() -> str:
+    from flask import current_app
+
+    config = current_app.config
+    if config.get("MAIL_SERVER"):
+        return f"serveur SMTP {config['MAIL_SERVER']}:{config['MAIL_PORT']}"
+    return f"fichiers .eml dans {config['MAIL_OUTBOX_DIR']} (MAIL_SERVER non défini)"
+
+
+@outbox_cli.command("send", help="Envoie une fois les emails en attente, puis s'arrête.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Nombre maximal d'emails traités.")
+def outbox_send(limit: int) -> None:
+    from . import mail
+
+    result = mail.send_pending(limit=limit)
+    click.echo(f"{result.sent} email(s) envoyé(s), {result.retried} à réessayer plus tard, "
+               f"{result.failed} en échec ({_describe_transport()}).")
+
+
+@outbox_cli.command("work", help="Envoie les emails en continu ; Ctrl-C ou SIGTERM l'arrête.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
+              help="Secondes entre deux passages quand la file est vide (défaut : MAIL_WORKER_INTERVAL).")
+def outbox_work(interval: float | None) -> None:
+    import signal
+    import threading
+
+    from . import mail
+
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    click.echo(f"Envoi des emails : {_describe_transport()}.", err=True)
+    try:
+        mail.work(interval=interval, stop=stop)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    click.echo("Envoi des emails arrêté.", err=True)
+
+
+@outbox_cli.command("retry", help="Remet en file d'envoi un email en échec.")
+@click.argument("email_id", type=int)
+def outbox_retry(email_id: int) -> None:
+    from . import mail
+
+    try:
+        mail.retry_failed(email_id)
+    except DomainError as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"Email {email_id} remis en file d'envoi.")

@@ -30,7 +30,9 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     PORTAL_BASE_URL = _env("PORTAL_BASE_URL", "http://127.0.0.1:5000")
     PORTAL_URL_PREFIX = _env("PORTAL_URL_PREFIX", "/espace-client")
+    PORTAL_CLIENT_LAYOUT = _env("PORTAL_CLIENT_LAYOUT", "client/layout.html")
     PORTAL_LINK_TTL_HOURS = _env_int("PORTAL_LINK_TTL", 72)
+    INVITATION_TTL_HOURS = _env_int("INVITATION_TTL", 168)
     QUOTE_VALIDITY_DAYS = _env_int("QUOTE_VALIDITY_DAYS", 30)
     STAFF_NOTIFICATION_EMAIL = _env("STAFF_NOTIFICATION_EMAIL", "commercial@portail-devis.fr")
     MAIL_SERVER = _env("MAIL_SERVER")
@@ -40,6 +42,13 @@ class Config:
     MAIL_USERNAME = _env("MAIL_USERNAME")
     MAIL_PASSWORD = _env("MAIL_PASSWORD")
     MAIL_DEFAULT_SENDER = _env("MAIL_DEFAULT_SENDER", "Portail Devis <no-reply@portail-devis.fr>")
+    # The outbox decides what is sent; Flask-Mail must never silently drop a message.
+    MAIL_SUPPRESS_SEND = False
+    MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 30)
+    MAIL_MAX_ATTEMPTS = _env_int("MAIL_MAX_ATTEMPTS", 8)
+    MAIL_RETRY_BASE_SECONDS = _env_int("MAIL_RETRY_BASE_SECONDS", 60)
+    MAIL_OUTBOX_DIR = _env("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "mail"))
+    MAIL_WORKER_INTERVAL = _env_int("MAIL_WORKER_INTERVAL", 5)
     BABEL_DEFAULT_LOCALE = "fr"
     BABEL_DEFAULT_TIMEZONE = "Europe/Paris"
     WTF_CSRF_TIME_LIMIT = None

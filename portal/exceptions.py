@@ -128,3 +128,40 @@ class NothingToBill(DomainError):
 
 class SellerSettingsIncomplete(DomainError):
     message = _l("Paramètres vendeur incomplets : renseignez %(fields)s avant d'émettre une facture.")
+
+
+class MagicLinkInvalid(DomainError):
+    http_status = 404
+    message = _l("Ce lien de connexion n'est pas valide : connectez-vous avec votre mot de passe.")
+
+
+class MagicLinkExpired(MagicLinkInvalid):
+    http_status = 410
+    message = _l(
+        "Ce lien de connexion a expiré : connectez-vous avec votre mot de passe "
+        "ou demandez l'envoi d'un nouveau lien."
+    )
+
+
+class MagicLinkUsed(MagicLinkInvalid):
+    http_status = 410
+    message = _l(
+        "Ce lien de connexion a déjà été utilisé : connectez-vous avec votre mot de passe "
+        "ou demandez l'envoi d'un nouveau lien."
+    )
+
+
+class MagicLinkSuperseded(MagicLinkInvalid):
+    http_status = 410
+    message = _l(
+        "Ce devis a été remplacé par une version plus récente : ouvrez le lien du dernier email "
+        "reçu ou connectez-vous à votre espace client."
+    )
+
+
+class EmailNotRetryable(DomainError):
+    message = _l("Seul un email en échec peut être remis en file d'envoi.")
+
+
+class DuplicateSubmission(DomainError):
+    message = _l("Ce formulaire a déjà été envoyé : l'action a été prise en compte une seule fois.")

@@ -211,9 +211,8 @@ def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | No
     db.session.flush()
     audit.record("quote.sent", quote, actor=actor, organisation_id=quote.organisation_id, ip=ip,
                  number=quote.reference, total_ttc_cents=quote.total_ttc_cents)
-    mail.enqueue(recipient=quote.recipient.email, template="quote_sent",
-                 context={"quote_id": quote.id, "user_id": quote.recipient.id},
-                 dedupe_key=f"quote_sent:{quote.id}")
+    mail.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_sent",
+                                 dedupe_key=f"quote_sent:{quote.id}", now=now)
     return quote
 
 
@@ -499,3 +498,47 @@ def _claim_request(request: QuoteRequest, target: QuoteRequestStatus, *, actor: 
     if not changed:
         raise RequestNotOpen()
     db.session.refresh(request)
+
+
+# --- Reminders --------------------------------------------------------------------------------
+
+REMINDER_DAYS = (7, 1)
+
+
+def remind_expiring(*, now: datetime | None = None) -> int:
+    """Queue the reminders due for sent quotes (7 days and 1 day before their validity date).
+
+    Each reminder goes once (its dedupe key) and carries a fresh magic link. A run that was
+    missed catches up with the closest reminder only; a quote sent after a reminder's day never
+    gets that one. Returns how many reminders were queued.
+    """
+    now = now or utcnow()
+    today = billing.paris_today(now)
+    candidates = db.session.scalars(
+        select(Quote).where(Quote.status == QuoteStatus.SENT, Quote.valid_until >= today,
+                            Quote.valid_until <= today + timedelta(days=max(REMINDER_DAYS)))
+        .order_by(Quote.id)
+    ).all()
+    due = {}
+    for quote in candidates:
+        days = _reminder_due(quote, today)
+        if days is not None and quote.recipient is not None and quote.recipient.active:
+            due[f"quote_reminder:{quote.id}:{days}"] = (quote, days)
+    for key in mail.queued_keys(due):
+        del due[key]
+    for key, (quote, days) in due.items():
+        mail.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_reminder",
+                                     dedupe_key=key, context={"days": days}, now=now)
+        quote.reminders_sent += 1
+    db.session.flush()
+    return len(due)
+
+
+def _reminder_due(quote: Quote, today) -> int | None:
+    """The reminder due today for `quote`, as days before its validity date, if any."""
+    days_left = (quote.valid_until - today).days
+    sent_on = billing.paris_today(quote.sent_at)
+    for days in sorted(REMINDER_DAYS):
+        if days_left <= days and (quote.valid_until - sent_on).days > days:
+            return days
+    return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 
 import pytest
-from sqlalchemy import text
+from flask.testing import FlaskClient
+from sqlalchemy import event, text
 
 from portal import create_app
 from portal.config import TestConfig
@@ -27,9 +29,18 @@ def app(tmp_path_factory):
     )
     config = type("SuiteConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url})
     app = create_app(config)
+    if not IS_POSTGRES:
+        with app.app_context():
+            event.listen(db.engine, "connect", _fast_sqlite)
     yield app
     with app.app_context():
         db.engine.dispose()  # close pooled connections before the interpreter does
+
+
+def _fast_sqlite(dbapi_connection, _record) -> None:
+    """Test databases are throwaway: skip fsync, keep the rollback journal in memory."""
+    dbapi_connection.execute("PRAGMA synchronous=OFF")
+    dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
 
 
 @pytest.fixture(scope="session")
@@ -72,8 +83,17 @@ def _recreate_sqlite_schema() -> None:
         connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs outside the test's app context, as in production: its own app context,
+    `g` and database session. Tests commit what a request must see, and expire what it changed."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = IsolatedClient
     return app.test_client()
 
 
@@ -86,3 +106,26 @@ def runner(app):
 def make():
     """The factories (tests/factories.py), e.g. `make.organisation(name="ACME")`."""
     return factories
+
+
+# --- Email ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _mail_outbox_dir(app, tmp_path_factory):
+    """Without MAIL_SERVER the outbox writes .eml files: keep them out of the real instance/."""
+    app.config["MAIL_OUTBOX_DIR"] = str(tmp_path_factory.mktemp("mail"))
+
+
+@pytest.fixture
+def smtp_server(app, monkeypatch):
+    """A real SMTP server (aiosmtpd) on 127.0.0.1; the app's MAIL_SERVER/MAIL_PORT point to it."""
+    from .smtp import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    monkeypatch.setitem(app.config, "MAIL_SERVER", server.host)
+    monkeypatch.setitem(app.config, "MAIL_PORT", server.port)
+    monkeypatch.setitem(app.config, "MAIL_TIMEOUT", 5)
+    yield server
+    server.stop()
