@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -27,20 +27,37 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from . import auth  # noqa: F401  (registers the user loader)
-    from .extensions import babel, csrf, db, login_manager, migrate
+    from .extensions import babel, csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"),
                      render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
-    babel.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    mail.init_app(app)
+
+
+SUPPORTED_LOCALES = ["fr", "en"]
+
+
+def select_locale() -> str:
+    """French first; English for a browser that prefers it."""
+    if has_request_context():
+        return request.accept_languages.best_match(SUPPORTED_LOCALES, default="fr")
+    return "fr"
 
 
 def register_blueprints(app: Flask) -> None:
+    from . import labels
+    from .admin import init_admin
+    from .client import init_portal
     from .health import blueprint as health
 
     app.register_blueprint(health)
+    labels.register(app)
+    init_admin(app)
+    init_portal(app)
 
 
 def register_cli(app: Flask) -> None:
@@ -56,7 +73,7 @@ def register_errors(app: Flask) -> None:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """SQLite enforces foreign keys only when asked, per connection."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()

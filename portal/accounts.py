@@ -1,0 +1,157 @@
+"""Accounts: staff invite client users (who set their password from the emailed link), and the
+seller's own settings (its legal identity, printed on every quote and invoice).
+
+Like every domain module, functions here flush only; the caller commits once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from . import audit, auth, mail
+from .exceptions import InvalidInput, NotAllowed
+from .extensions import db
+from .labels import label
+from .models import (
+    ClientRole,
+    LoginToken,
+    Organisation,
+    SellerSettings,
+    User,
+    UserKind,
+)
+
+INVITE_TEMPLATE = "user_invited"
+# Not mail.LINK_ID / mail.LINK_SEED: those name a *quote* link, which `mail.retry_failed` renews.
+INVITE_TOKEN_ID = "invite_token_id"
+INVITE_SEED = "invite_seed"
+
+
+class EmailAlreadyUsed(InvalidInput):
+    message = _l("Un compte existe déjà avec l'adresse %(email)s.")
+
+
+# --- Client users -----------------------------------------------------------------------------
+
+
+def invite_client_user(
+    *,
+    organisation: Organisation,
+    email: str,
+    full_name: str,
+    role: ClientRole | str,
+    actor: User,
+    ip: str | None = None,
+    now: datetime | None = None,
+) -> User:
+    """Create a client user without a password and queue the invitation to set one."""
+    _require_staff(actor)
+    if organisation is None:
+        raise InvalidInput(_l("Choisissez l'organisation de l'utilisateur."))
+    email = normalise_email(email)
+    full_name = " ".join((full_name or "").split())
+    if not full_name:
+        raise InvalidInput(_l("Indiquez le nom complet de l'utilisateur."))
+    try:
+        role = ClientRole(role)
+    except ValueError:
+        raise InvalidInput(_l("Rôle inconnu : choisissez responsable, gestionnaire ou membre.")) from None
+    if db.session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
+        raise EmailAlreadyUsed(email=email)
+    user = User(email=email, full_name=full_name, kind=UserKind.CLIENT, client_role=role,
+                organisation_id=organisation.id, password_hash=None, active=True)
+    try:
+        with db.session.begin_nested():  # a concurrent invitation of the same address
+            db.session.add(user)
+    except IntegrityError:
+        raise EmailAlreadyUsed(email=email) from None
+    token, seed = create_invitation_token(user, now=now)
+    audit.record("user.invited", user, actor=actor, organisation_id=organisation.id, ip=ip,
+                 email=email, role=role)
+    mail.enqueue(recipient=email, template=INVITE_TEMPLATE,
+                 context={"user_id": user.id, "invited_by": actor.full_name,
+                          INVITE_TOKEN_ID: token.id, INVITE_SEED: seed},
+                 dedupe_key=f"{INVITE_TEMPLATE}:{user.id}")
+    return user
+
+
+def normalise_email(email: str) -> str:
+    """An address as stored: trimmed, lower case, syntactically valid (no DNS lookup)."""
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email, check_deliverability=False, test_environment=True)
+    except EmailNotValidError:
+        raise InvalidInput(_l("Adresse email invalide : vérifiez sa saisie.")) from None
+    if len(email) > 254:
+        raise InvalidInput(_l("Adresse email trop longue."))
+    return email
+
+
+def create_invitation_token(user: User, *, now: datetime | None = None) -> tuple[LoginToken, str]:
+    """A one-time "set your password" token, stored as its hash; returns it and its seed."""
+    hours = current_app.config["INVITATION_TTL_HOURS"]
+    return auth.create_link(user, purpose=auth.MAGIC_LINK_INVITE, hours=hours, now=now)
+
+
+def invitation_url(seed: str) -> str:
+    """The client-portal page where the invited user sets a password."""
+    return mail.portal_url("invitation", auth.raw_token_from_seed(seed))
+
+
+@mail.email_builder(INVITE_TEMPLATE)
+def _invitation_email(context: dict[str, Any]) -> dict[str, Any]:
+    user = mail.load(User, context["user_id"])
+    token = mail.load(LoginToken, context[INVITE_TOKEN_ID])
+    organisation = user.organisation.name if user.organisation else ""
+    return {
+        "subject": _("Votre accès à l'espace client de %(organisation)s", organisation=organisation),
+        "user": user, "organisation": organisation, "role": label(user.client_role),
+        "invited_by": context.get("invited_by") or "",
+        "link_url": invitation_url(context[INVITE_SEED]),
+        "link_expires": format_datetime(token.expires_at, "d MMMM y 'à' HH:mm"),
+    }
+
+
+def _require_staff(actor: User) -> None:
+    if actor is None or actor.kind != UserKind.STAFF:
+        raise NotAllowed()
+
+
+# --- Seller settings --------------------------------------------------------------------------
+
+SELLER_FIELDS = (
+    "company_name", "legal_form", "share_capital", "address_line1", "address_line2", "postal_code",
+    "city", "country", "siren", "rcs_city", "vat_number", "email", "phone", "iban", "bic",
+    "early_payment_discount", "late_penalty_rate", "operation_category", "quote_validity_days",
+)
+
+
+def save_seller_settings(*, values: dict[str, Any], actor: User, ip: str | None = None) -> SellerSettings:
+    """Save the seller settings (the single row id 1, created if missing)."""
+    _require_staff(actor)
+    unknown = set(values) - set(SELLER_FIELDS)
+    if unknown:
+        raise InvalidInput(_l("Champ inconnu : %(fields)s."), fields=", ".join(sorted(unknown)))
+    settings = db.session.get(SellerSettings, 1, with_for_update=True)
+    if settings is None:
+        settings = SellerSettings(id=1)
+        db.session.add(settings)
+    changed = sorted(name for name, value in values.items() if getattr(settings, name) != value)
+    for name, value in values.items():
+        setattr(settings, name, value)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        raise InvalidInput(_l("Les paramètres viennent d'être enregistrés par quelqu'un d'autre : "
+                              "rechargez la page et recommencez.")) from None
+    audit.record("seller.updated", settings, actor=actor, ip=ip, fields=changed)
+    return settings

@@ -1,0 +1,89 @@
+""""Gestion courante": the staff home, with the organisation search and the work queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import jsonify, request, url_for
+from flask_admin import AdminIndexView, expose
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from .. import billing
+from ..extensions import db
+from ..models import (
+    BillingMode,
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    Organisation,
+    Quote,
+    QuoteRequest,
+    QuoteRequestStatus,
+    QuoteStatus,
+)
+from ..search import search_organisations
+from .base import StaffOnly
+
+QUEUE_PREVIEW = 10
+EXPIRY_WARNING_DAYS = 7
+
+
+@dataclass
+class Queue:
+    count: int
+    rows: list
+
+
+class HomeView(StaffOnly, AdminIndexView):
+    """The staff home: search bar, then the four work queues."""
+
+    @expose("/")
+    def index(self):
+        query = request.args.get("q", "").strip()
+        results = search_organisations(query) if query else None
+        today = billing.paris_today()
+        return self.render("admin/home.html", query=query, results=results, today=today,
+                           soon=today + timedelta(days=EXPIRY_WARNING_DAYS), **work_queues(today))
+
+    @expose("/recherche")
+    def suggest(self):
+        """Search results as you type (JSON)."""
+        found = search_organisations(request.args.get("q", ""), limit=10)
+        return jsonify([
+            {"name": org.name, "siren": org.siren or "", "city": org.city or "",
+             "url": url_for("organisation.page", organisation_id=org.id)}
+            for org in found
+        ])
+
+
+def work_queues(today) -> dict[str, Queue]:
+    """The home's queues, each a count and its first rows."""
+    requests = _queue(QuoteRequest, QuoteRequest.status == QuoteRequestStatus.NEW,
+                      load=QuoteRequest.organisation, order_by=(QuoteRequest.created_at,))
+    awaiting = _queue(Quote, Quote.status == QuoteStatus.SENT, load=Quote.organisation,
+                      order_by=(Quote.valid_until, Quote.id))
+    unpaid = _queue(Invoice, Invoice.kind == InvoiceKind.INVOICE,
+                    Invoice.status == InvoiceStatus.ISSUED, Invoice.quote_id.is_not(None),
+                    load=Invoice.organisation, order_by=(Invoice.due_date, Invoice.id))
+    to_bill = db.session.execute(
+        select(Organisation.id, Organisation.name, Quote.billing_period, func.count(Quote.id))
+        .join(Organisation, Organisation.id == Quote.organisation_id)
+        .where(Quote.status == QuoteStatus.ACCEPTED, Quote.billing_mode == BillingMode.MONTHLY,
+               Quote.monthly_invoice_id.is_(None),
+               Quote.billing_period < today.strftime("%Y-%m"))
+        .group_by(Organisation.id, Organisation.name, Quote.billing_period)
+        .order_by(Quote.billing_period, Organisation.name)
+    ).all()
+    return {"requests": requests, "awaiting": awaiting, "unpaid": unpaid,
+            "to_bill": Queue(len(to_bill), to_bill[:QUEUE_PREVIEW])}
+
+
+def _queue(model, *criteria, load, order_by) -> Queue:
+    count = db.session.scalar(select(func.count()).select_from(model).where(*criteria))
+    rows = db.session.scalars(
+        select(model).where(*criteria).options(joinedload(load)).order_by(*order_by)
+        .limit(QUEUE_PREVIEW)
+    ).all()
+    return Queue(count, rows)

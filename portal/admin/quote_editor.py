@@ -1,0 +1,226 @@
+"""The quote editor: lines from any product (published or not) or free lines, then send, revise,
+cancel, or validate on behalf of the client (only under the client's mandate)."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import FieldList, FormField, IntegerField, SelectField, StringField
+from wtforms import Form as PlainForm
+from wtforms.validators import NumberRange, Optional
+
+from .. import billing, quotes, submissions
+from ..exceptions import DomainError, EmptyQuote
+from ..extensions import db
+from ..forms import EuroField, OnceForm
+from ..labels import vat_rate
+from ..models import Channel, Organisation, Product, Quote, QuoteStatus, User
+from .base import SecureView
+
+BLANK_LINES = 3
+
+
+class LineForm(PlainForm):
+    """One line: a product, or a free label with a price; the price may override the product's."""
+
+    product_id = SelectField(_l("Produit"), coerce=str, validate_choice=False)
+    label = StringField(_l("Libellé"))
+    quantity = IntegerField(_l("Quantité"), validators=[Optional()])
+    unit_price = EuroField(_l("Prix unitaire HT (€)"))
+    vat_rate_bp = SelectField(_l("TVA"), coerce=str, validate_choice=False)
+
+    def is_blank(self) -> bool:
+        return not self.product_id.data and not (self.label.data or "").strip()
+
+    def to_input(self) -> quotes.LineInput:
+        return quotes.LineInput(
+            product_id=int(self.product_id.data) if self.product_id.data else None,
+            label=(self.label.data or "").strip() or None,
+            quantity=self.quantity.data if self.quantity.data is not None else 0,
+            unit_price_cents=self.unit_price.data,
+            vat_rate_bp=int(self.vat_rate_bp.data) if self.vat_rate_bp.data else None,
+        )
+
+
+class QuoteForm(OnceForm):
+    title = StringField(_l("Objet"))
+    recipient_id = SelectField(_l("Destinataire"), coerce=str, validate_choice=False)
+    validity_days = IntegerField(_l("Validité (jours)"), validators=[Optional(), NumberRange(1, 365)])
+    lines = FieldList(FormField(LineForm), min_entries=1)
+
+
+class ActionForm(FlaskForm):
+    """A one-button action: CSRF-protected POST, its confirmation being the page that shows it."""
+
+
+class QuoteEditorView(SecureView):
+    def is_visible(self) -> bool:
+        return False
+
+    @expose("/")
+    def index(self):
+        return redirect(url_for("organisations.index_view"))
+
+    @expose("/nouveau/<int:organisation_id>", methods=["GET", "POST"])
+    def new(self, organisation_id: int):
+        organisation = db.session.get(Organisation, organisation_id) or abort(404)
+        form = _quote_form(organisation, None)
+        if form.validate_on_submit():
+            try:
+                submissions.claim(form.submission_token.data)
+                quote = quotes.create_draft(organisation=organisation, actor=current_user,
+                                            ip=request.remote_addr, **_draft_fields(form))
+                db.session.commit()
+            except DomainError as error:
+                db.session.rollback()
+                flash(str(error), "error")
+            else:
+                flash(_("Brouillon %(ref)s enregistré.", ref=quote.reference), "success")
+                return redirect(url_for(".detail", quote_id=quote.id))
+        return self._render_editor(organisation, None, form)
+
+    @expose("/<int:quote_id>", methods=["GET", "POST"])
+    def detail(self, quote_id: int):
+        quote = db.session.get(Quote, quote_id) or abort(404)
+        if quote.status != QuoteStatus.DRAFT:
+            return self.render("admin/quote_detail.html", quote=quote, confirm=ActionForm(),
+                               terms=quotes.current_terms())
+        form = _quote_form(quote.organisation, quote)
+        if form.validate_on_submit():
+            try:
+                submissions.claim(form.submission_token.data)
+                quotes.update_draft(quote, actor=current_user, ip=request.remote_addr,
+                                    **_draft_fields(form))
+                db.session.commit()
+            except DomainError as error:
+                db.session.rollback()
+                flash(str(error), "error")
+            else:
+                flash(_("Brouillon enregistré."), "success")
+                return redirect(url_for(".detail", quote_id=quote.id))
+        return self._render_editor(quote.organisation, quote, form)
+
+    @expose("/<int:quote_id>/envoyer", methods=["GET", "POST"])
+    def send(self, quote_id: int):
+        return self._confirmed(quote_id, "send", lambda quote: quotes.send(
+            quote, actor=current_user, ip=request.remote_addr),
+            _("Devis %(ref)s envoyé au client."))
+
+    @expose("/<int:quote_id>/annuler", methods=["GET", "POST"])
+    def cancel(self, quote_id: int):
+        return self._confirmed(quote_id, "cancel", lambda quote: quotes.cancel(
+            quote, actor=current_user, ip=request.remote_addr), _("Devis %(ref)s annulé."))
+
+    @expose("/<int:quote_id>/valider", methods=["GET", "POST"])
+    def accept_on_behalf(self, quote_id: int):
+        quote = db.session.get(Quote, quote_id) or abort(404)
+        if request.method == "GET" and not quote.organisation.staff_validation_allowed:
+            flash(_("Ce client n'a pas autorisé la validation de devis pour son compte : "
+                    "la validation par l'équipe commerciale est impossible."), "error")
+            return redirect(url_for(".detail", quote_id=quote.id))
+        terms_id = request.form.get("terms_version_id", type=int)
+        return self._confirmed(quote_id, "accept", lambda quote: quotes.accept(
+            quote, actor=current_user, terms_version=_terms(terms_id), channel=Channel.BACK_OFFICE,
+            ip=request.remote_addr, user_agent=request.user_agent.string),
+            _("Devis %(ref)s validé pour le compte du client."))
+
+    @expose("/<int:quote_id>/reviser", methods=["POST"])
+    def revise(self, quote_id: int):
+        quote = db.session.get(Quote, quote_id) or abort(404)
+        if not ActionForm().validate_on_submit():
+            abort(400)
+        try:
+            revision = quotes.revise(quote, actor=current_user, ip=request.remote_addr)
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+            return redirect(url_for(".detail", quote_id=quote.id))
+        flash(_("Révision %(ref)s créée : modifiez-la puis envoyez-la.", ref=revision.reference),
+              "success")
+        return redirect(url_for(".detail", quote_id=revision.id))
+
+    def _confirmed(self, quote_id: int, action: str, perform, done_message: str):
+        """GET shows the confirmation page; its POST performs the action once."""
+        quote = db.session.get(Quote, quote_id) or abort(404)
+        form = ActionForm()
+        if request.method == "POST":
+            if not form.validate_on_submit():
+                abort(400)
+            try:
+                perform(quote)
+                db.session.commit()
+            except DomainError as error:
+                db.session.rollback()
+                flash(str(error), "error")
+            else:
+                flash(done_message % {"ref": quote.reference}, "success")
+            return redirect(url_for(".detail", quote_id=quote.id))
+        return self.render("admin/quote_confirm.html", quote=quote, action=action, form=form,
+                           terms=quotes.current_terms())
+
+    def _render_editor(self, organisation: Organisation, quote: Quote | None, form: QuoteForm):
+        products = db.session.scalars(select(Product).order_by(Product.published.desc(),
+                                                               Product.name)).all()
+        return self.render("admin/quote_editor.html", organisation=organisation, quote=quote,
+                           form=form, products=products, vat_rates=billing.VAT_RATES_BP)
+
+
+def _terms(terms_id: int | None):
+    from ..models import TermsVersion
+
+    return db.session.get(TermsVersion, terms_id) if terms_id else None
+
+
+def _quote_form(organisation: Organisation, quote: Quote | None) -> QuoteForm:
+    """The editor's form, pre-filled from the draft, with blank lines to add more."""
+    if request.method == "POST":
+        form = QuoteForm()
+    else:
+        form = QuoteForm(obj=None)
+        form.lines.pop_entry()
+        if quote is not None:
+            form.title.data = quote.title
+            form.recipient_id.data = str(quote.recipient_id or "")
+            form.validity_days.data = quote.validity_days
+            for line in quote.lines:
+                form.lines.append_entry({
+                    "product_id": str(line.product_id or ""), "label": line.label,
+                    "quantity": line.quantity, "unit_price": line.unit_price_cents,
+                    "vat_rate_bp": str(line.vat_rate_bp)})
+        for _blank in range(BLANK_LINES):
+            form.lines.append_entry()
+    recipients = db.session.scalars(
+        select(User).where(User.organisation_id == organisation.id, User.active.is_(True),
+                           User.client_role.in_(quotes.DECIDING_ROLES)).order_by(User.full_name)
+    ).all()
+    form.recipient_id.choices = [("", _("— choisir —"))] + [
+        (str(user.id), f"{user.full_name} <{user.email}>") for user in recipients]
+    products = db.session.scalars(select(Product).order_by(Product.published.desc(), Product.name))
+    product_choices = [("", _("— ligne libre —"))] + [
+        (str(p.id), p.name if p.published else _("%(name)s (non publié)", name=p.name)) for p in products]
+    vat_choices = [("", _("— TVA du produit —"))] + [(str(rate), vat_rate(rate))
+                                                      for rate in billing.VAT_RATES_BP]
+    for entry in form.lines:
+        entry.form.product_id.choices = product_choices
+        entry.form.vat_rate_bp.choices = vat_choices
+    return form
+
+
+def _draft_fields(form: QuoteForm) -> dict:
+    """Domain arguments from the editor's form; blank lines are ignored, a quote needs one line."""
+    lines = [entry.form.to_input() for entry in form.lines if not entry.form.is_blank()]
+    if not lines:
+        raise EmptyQuote()
+    recipient = db.session.get(User, int(form.recipient_id.data)) if form.recipient_id.data else None
+    return {"lines": lines, "recipient": recipient, "title": form.title.data or "",
+            "validity_days": form.validity_days.data}
+
+
+def register(admin) -> None:
+    admin.add_view(QuoteEditorView(name=_l("Devis"), endpoint="quote_editor", url="/admin/devis"))

@@ -1,0 +1,97 @@
+"""French labels of every enum value shown to people, and the Jinja filters that use them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+from .billing import format_amount
+from .models import (
+    BillingMode,
+    Channel,
+    ClientRole,
+    CreditEntryKind,
+    DecisionKind,
+    InvoiceKind,
+    InvoiceStatus,
+    OutboxStatus,
+    PaymentProvider,
+    QuoteRequestStatus,
+    QuoteStatus,
+    StaffRole,
+)
+
+LABELS: dict[enum.Enum, object] = {
+    QuoteStatus.DRAFT: _l("Brouillon"),
+    QuoteStatus.SENT: _l("En attente du client"),
+    QuoteStatus.ACCEPTED: _l("Validé"),
+    QuoteStatus.REFUSED: _l("Refusé"),
+    QuoteStatus.EXPIRED: _l("Expiré"),
+    QuoteStatus.CANCELLED: _l("Annulé"),
+    QuoteStatus.SUPERSEDED: _l("Remplacé par une révision"),
+    BillingMode.PER_ORDER: _l("Facturation à la commande"),
+    BillingMode.MONTHLY: _l("Facturation consolidée mensuelle"),
+    ClientRole.RESPONSABLE: _l("Responsable"),
+    ClientRole.GESTIONNAIRE: _l("Gestionnaire"),
+    ClientRole.MEMBRE: _l("Membre"),
+    StaffRole.ADMIN: _l("Administrateur"),
+    StaffRole.SALES: _l("Commercial"),
+    DecisionKind.ACCEPTED: _l("Validation"),
+    DecisionKind.REFUSED: _l("Refus"),
+    Channel.EMAIL_LINK: _l("Lien reçu par email"),
+    Channel.PORTAL: _l("Espace client"),
+    Channel.BACK_OFFICE: _l("Gestion courante (pour le compte du client)"),
+    QuoteRequestStatus.NEW: _l("Nouvelle"),
+    QuoteRequestStatus.ANSWERED: _l("Devis établi"),
+    QuoteRequestStatus.DECLINED: _l("Déclinée"),
+    InvoiceKind.INVOICE: _l("Facture"),
+    InvoiceKind.CREDIT_NOTE: _l("Avoir"),
+    InvoiceStatus.ISSUED: _l("À régler"),
+    InvoiceStatus.PAID: _l("Payée"),
+    InvoiceStatus.CANCELLED: _l("Annulée par avoir"),
+    PaymentProvider.STRIPE: _l("Carte bancaire"),
+    PaymentProvider.BANK_TRANSFER: _l("Virement bancaire"),
+    CreditEntryKind.GRANT: _l("Attribution"),
+    CreditEntryKind.CONSUMPTION: _l("Consommation"),
+    CreditEntryKind.ADJUSTMENT: _l("Ajustement"),
+    CreditEntryKind.REVERSAL: _l("Annulation"),
+    OutboxStatus.PENDING: _l("En attente"),
+    OutboxStatus.SENT: _l("Envoyé"),
+    OutboxStatus.FAILED: _l("En échec"),
+}
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def label(value: enum.Enum | None) -> str:
+    """The French label of an enum value ('' for None)."""
+    if value is None:
+        return ""
+    return str(LABELS.get(value, value.value))
+
+
+def vat_rate(basis_points: int) -> str:
+    """20 %, 5,5 %, 2,1 %."""
+    whole, rest = divmod(basis_points, 100)
+    return f"{whole}\u00a0%" if not rest else f"{whole},{rest:02d}".rstrip("0") + "\u00a0%"
+
+
+def french_date(value: date | datetime | None) -> str:
+    """27/11/2026 (a datetime, stored in UTC, is shown in Paris time)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.replace(tzinfo=ZoneInfo("UTC")).astimezone(PARIS)
+        return value.strftime("%d/%m/%Y %H:%M")
+    return value.strftime("%d/%m/%Y")
+
+
+def register(app: Flask) -> None:
+    """Jinja filters `label`, `money` (cents), `vat`, `fdate`; the global `get_locale`."""
+    app.jinja_env.filters.update(label=label, money=format_amount, vat=vat_rate, fdate=french_date)
+    app.jinja_env.globals["get_locale"] = get_locale

@@ -1,0 +1,51 @@
+"""Finding organisations from the back office's search bar: by name, SIREN/SIRET, a member's
+email, or a quote or invoice number."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Select, func, select
+
+from .extensions import db
+from .models import Invoice, Organisation, Quote, User
+
+DOCUMENT_NUMBER = re.compile(r"^(DV|FA|AV)-\d{4}-\d{1,5}(-R\d+)?$", re.IGNORECASE)
+DIGITS = re.compile(r"^\d{9}(\d{5})?$")
+
+
+def search_organisations(query: str, *, limit: int = 20) -> list[Organisation]:
+    """Organisations matching `query`, best matches first; empty for an empty query."""
+    text = " ".join((query or "").split())
+    if len(text) < 2:
+        return []
+    return list(db.session.scalars(_search_statement(text).limit(limit)))
+
+
+def _search_statement(text: str) -> Select:
+    compact = text.replace(" ", "")
+    if DOCUMENT_NUMBER.match(text):
+        return _by_document_number(text.upper())
+    if DIGITS.match(compact):
+        column = Organisation.siren if len(compact) == 9 else Organisation.siret
+        return select(Organisation).where(column == compact).order_by(Organisation.name)
+    if "@" in text:
+        members = select(User.organisation_id).where(User.email == text.lower())
+        return select(Organisation).where(Organisation.id.in_(members)).order_by(Organisation.name)
+    pattern = f"%{_escape_like(text.lower())}%"
+    return (select(Organisation)
+            .where(func.lower(Organisation.name).like(pattern, escape="\\"))
+            .order_by(func.lower(Organisation.name)))
+
+
+def _by_document_number(number: str) -> Select:
+    base = number.split("-R")[0]
+    if base.startswith("DV"):
+        owners = select(Quote.organisation_id).where(Quote.number == base)
+    else:
+        owners = select(Invoice.organisation_id).where(Invoice.number == base)
+    return select(Organisation).where(Organisation.id.in_(owners)).order_by(Organisation.name)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

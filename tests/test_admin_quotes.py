@@ -1,0 +1,257 @@
+"""Back office: Gestion courante home, organisation page, quote editor, requests, validation on behalf."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from portal import quotes
+from portal.extensions import db
+from portal.models import (
+    BillingMode,
+    Channel,
+    ClientRole,
+    CreditEntry,
+    Decision,
+    Invoice,
+    OutboxEmail,
+    Quote,
+    QuoteRequestStatus,
+    QuoteStatus,
+)
+
+from .web import form_tokens, sign_in
+
+
+def _count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+@pytest.fixture
+def staff_client(client, make):
+    world = make.world()
+    sign_in(client, world["admin"])
+    client.world = world
+    return client
+
+
+def test_home_speaks_the_seed_words_and_shows_the_queues(staff_client):
+    html = staff_client.get("/admin/").get_data(as_text=True)
+    for words in ("Gestion courante", "Demandes de devis à traiter", "Devis en attente du client",
+                  "Factures à la commande non réglées", "Organisations mensuelles à facturer"):
+        assert words in html
+    assert staff_client.world["quote"].reference in html  # the sent quote awaits the client
+
+
+@pytest.mark.parametrize("field", ["name", "siren", "email", "quote_number", "invoice_number"])
+def test_search_finds_the_organisation(staff_client, make, field):
+    world = staff_client.world
+    other = make.organisation(name="Zeta Industries")
+    quotes.accept(world["quote"], actor=world["users"][ClientRole.GESTIONNAIRE],
+                  terms_version=world["terms"], channel=Channel.PORTAL)
+    invoice = db.session.scalar(select(Invoice))
+    db.session.commit()
+    org = world["org"]
+    query = {"name": org.name[:8].lower(),
+             "siren": org.siren, "email": world["users"][ClientRole.MEMBRE].email.upper(),
+             "quote_number": world["quote"].number, "invoice_number": invoice.number}[field]
+    html = staff_client.get("/admin/", query_string={"q": query}).get_data(as_text=True)
+    assert f"/admin/organisation/{org.id}/" in html
+    assert other.name not in html
+    suggestions = staff_client.get("/admin/recherche", query_string={"q": query}).json
+    assert [item["name"] for item in suggestions] == [org.name]
+
+
+def test_search_with_no_result_says_what_to_try(staff_client):
+    html = staff_client.get("/admin/", query_string={"q": "introuvable"}).get_data(as_text=True)
+    assert "Aucune organisation ne correspond" in html
+
+
+@pytest.mark.parametrize("tab", ["informations", "utilisateurs", "devis", "factures", "credits",
+                                 "historique"])
+def test_organisation_tabs(staff_client, tab):
+    org = staff_client.world["org"]
+    response = staff_client.get(f"/admin/organisation/{org.id}/{tab}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Devis" in html and org.name in html
+    if tab == "devis":
+        assert staff_client.world["quote"].reference in html and "Réviser" in html
+
+
+def test_unknown_organisation_or_tab_is_404(staff_client):
+    assert staff_client.get("/admin/organisation/999999/").status_code == 404
+    org = staff_client.world["org"]
+    assert staff_client.get(f"/admin/organisation/{org.id}/secret").status_code == 404
+
+
+def _new_quote_form(client, org, **fields):
+    tokens = form_tokens(client, f"/admin/devis/nouveau/{org.id}")
+    data = {**tokens, "title": "Offre test", "validity_days": "15"}
+    data.update(fields)
+    return tokens, data
+
+
+def test_create_a_quote_with_an_unpublished_product_and_a_free_line(staff_client, make):
+    world = staff_client.world
+    hidden = make.product(published=False, name="Audit confidentiel", unit_price_cents=150000)
+    db.session.commit()
+    page = staff_client.get(f"/admin/devis/nouveau/{world['org'].id}").get_data(as_text=True)
+    assert "Audit confidentiel (non publié)" in page
+    _, data = _new_quote_form(staff_client, world["org"], **{
+        "recipient_id": str(world["users"][ClientRole.RESPONSABLE].id),
+        "lines-0-product_id": str(hidden.id), "lines-0-quantity": "2", "lines-0-unit_price": "1 200,50",
+        "lines-1-label": "Déplacement", "lines-1-quantity": "1", "lines-1-unit_price": "80",
+        "lines-1-vat_rate_bp": "2000",
+    })
+    response = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    quote = db.session.scalar(select(Quote).where(Quote.title == "Offre test"))
+    assert [(line.label, line.quantity, line.unit_price_cents) for line in quote.lines] == [
+        ("Audit confidentiel", 2, 120050), ("Déplacement", 1, 8000)]
+    assert quote.validity_days == 15 and quote.status == QuoteStatus.DRAFT
+    again = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert "déjà été envoyé" in again.get_data(as_text=True)  # a double submit creates nothing
+    assert _count(Quote, Quote.title == "Offre test") == 1
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({}, "au moins une ligne"),
+    ({"lines-0-label": "x", "lines-0-quantity": "0", "lines-0-unit_price": "10"}, "quantité"),
+    ({"lines-0-label": "x", "lines-0-quantity": "1", "lines-0-unit_price": "-5"}, "Montant invalide"),
+    ({"lines-0-label": "x", "lines-0-quantity": "1", "lines-0-unit_price": "1",
+      "lines-0-vat_rate_bp": "1960"}, "Taux de TVA"),
+])
+def test_bad_quote_input_shows_a_message_and_creates_nothing(staff_client, fields, message):
+    world = staff_client.world
+    before = _count(Quote)
+    _, data = _new_quote_form(staff_client, world["org"], **fields)
+    response = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert response.status_code == 200
+    assert message in response.get_data(as_text=True)
+    assert _count(Quote) == before
+
+
+def test_a_recipient_from_another_organisation_is_refused(staff_client, make):
+    world = staff_client.world
+    stranger = make.client_user(make.organisation(), ClientRole.RESPONSABLE)
+    db.session.commit()
+    _, data = _new_quote_form(staff_client, world["org"], recipient_id=str(stranger.id),
+                              **{"lines-0-label": "x", "lines-0-quantity": "1",
+                                 "lines-0-unit_price": "10"})
+    response = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert "Le destinataire doit être" in response.get_data(as_text=True)
+    assert _count(Quote) == 1
+
+
+def test_send_after_confirmation_then_revise_and_cancel(staff_client):
+    world = staff_client.world
+    draft = quotes.create_draft(organisation=world["org"], actor=world["admin"],
+                                recipient=world["users"][ClientRole.GESTIONNAIRE],
+                                lines=[quotes.LineInput(label="Conseil", quantity=3, unit_price_cents=5000)])
+    db.session.commit()
+    confirm = staff_client.get(f"/admin/devis/{draft.id}/envoyer").get_data(as_text=True)
+    assert "Confirmer l’envoi" in confirm and draft.status == QuoteStatus.DRAFT
+    tokens = form_tokens(staff_client, f"/admin/devis/{draft.id}/envoyer")
+    staff_client.post(f"/admin/devis/{draft.id}/envoyer", data=tokens)
+    db.session.expire_all()
+    assert db.session.get(Quote, draft.id).status == QuoteStatus.SENT
+    assert _count(OutboxEmail, OutboxEmail.dedupe_key == f"quote_sent:{draft.id}") == 1
+    twice = staff_client.post(f"/admin/devis/{draft.id}/envoyer", data=tokens, follow_redirects=True)
+    assert "plus un brouillon" in twice.get_data(as_text=True)
+
+    tokens = form_tokens(staff_client, f"/admin/devis/{draft.id}")
+    revised = staff_client.post(f"/admin/devis/{draft.id}/reviser", data=tokens)
+    revision = db.session.scalar(select(Quote).where(Quote.supersedes_id == draft.id))
+    assert revised.headers["Location"].endswith(f"/admin/devis/{revision.id}")
+    assert revision.revision == 2 and revision.status == QuoteStatus.DRAFT
+
+    tokens = form_tokens(staff_client, f"/admin/devis/{draft.id}/annuler")
+    staff_client.post(f"/admin/devis/{draft.id}/annuler", data=tokens)
+    db.session.expire_all()
+    assert db.session.get(Quote, draft.id).status == QuoteStatus.CANCELLED
+
+
+def test_edit_a_draft(staff_client):
+    world = staff_client.world
+    draft = quotes.create_draft(organisation=world["org"], actor=world["admin"],
+                                lines=[quotes.LineInput(label="A", quantity=1, unit_price_cents=100)])
+    db.session.commit()
+    page = staff_client.get(f"/admin/devis/{draft.id}").get_data(as_text=True)
+    assert 'value="A"' in page and "Enregistrer le brouillon" in page
+    data = {**form_tokens(staff_client, f"/admin/devis/{draft.id}"), "title": "Modifié",
+            "recipient_id": str(world["users"][ClientRole.GESTIONNAIRE].id),
+            "lines-0-label": "B", "lines-0-quantity": "4", "lines-0-unit_price": "2,5"}
+    assert staff_client.post(f"/admin/devis/{draft.id}", data=data).status_code == 302
+    db.session.expire_all()
+    quote = db.session.get(Quote, draft.id)
+    assert quote.title == "Modifié" and quote.total_ht_cents == 1000
+    assert [line.label for line in quote.lines] == ["B"]
+
+
+def test_validate_on_behalf_with_the_mandate(client, make):
+    world = make.world(mandate=True)
+    sign_in(client, world["admin"])
+    quote = world["quote"]
+    page = client.get(f"/admin/devis/{quote.id}/valider").get_data(as_text=True)
+    assert world["terms"].version_label in page and "Valider" in page
+    data = {**form_tokens(client, f"/admin/devis/{quote.id}/valider"),
+            "terms_version_id": str(world["terms"].id)}
+    client.post(f"/admin/devis/{quote.id}/valider", data=data)
+    decision = db.session.scalar(select(Decision))
+    assert decision.channel == Channel.BACK_OFFICE and decision.actor_id == world["admin"].id
+    assert decision.mandate_granted_by_id == world["users"][ClientRole.RESPONSABLE].id
+    assert _count(Invoice) == 1
+    assert _count(OutboxEmail, OutboxEmail.template == "invoice_issued") == 1
+
+
+def test_validate_on_behalf_of_a_monthly_client_grants_credits(client, make):
+    world = make.world(billing_mode=BillingMode.MONTHLY, mandate=True)
+    sign_in(client, world["admin"])
+    quote = world["quote"]
+    data = {**form_tokens(client, f"/admin/devis/{quote.id}/valider"),
+            "terms_version_id": str(world["terms"].id)}
+    client.post(f"/admin/devis/{quote.id}/valider", data=data)
+    assert _count(CreditEntry) == 1 and _count(Invoice) == 0
+
+
+def test_validate_on_behalf_without_the_mandate_is_refused(staff_client):
+    world = staff_client.world
+    quote = world["quote"]
+    tab = staff_client.get(f"/admin/organisation/{world['org'].id}/devis").get_data(as_text=True)
+    assert "Valider pour le compte du client" not in tab
+    page = staff_client.get(f"/admin/devis/{quote.id}/valider", follow_redirects=True)
+    assert "pas autorisé la validation" in page.get_data(as_text=True)
+    data = {**form_tokens(staff_client, f"/admin/devis/{quote.id}"),
+            "terms_version_id": str(world["terms"].id)}
+    refused = staff_client.post(f"/admin/devis/{quote.id}/valider", data=data, follow_redirects=True)
+    assert "pas autorisé la validation" in refused.get_data(as_text=True)
+    assert _count(Decision) == 0 and _count(Invoice) == 0
+
+
+def test_requests_inbox_answer_and_decline(staff_client, make):
+    world = staff_client.world
+    product = make.product(name="Pack découverte")
+    member = world["users"][ClientRole.MEMBRE]
+    first = quotes.create_request(organisation=world["org"], requester=member,
+                                  items=[(product.id, 3)], message="Pour notre équipe")
+    second = quotes.create_request(organisation=world["org"], requester=member,
+                                   items=[(product.id, 1)])
+    db.session.commit()
+    inbox = staff_client.get("/admin/demandes/").get_data(as_text=True)
+    assert "Pour notre équipe" in inbox
+    detail = staff_client.get(f"/admin/demandes/{first.id}").get_data(as_text=True)
+    assert "Pack découverte" in detail and "Répondre" in detail and "Décliner" in detail
+    tokens = form_tokens(staff_client, f"/admin/demandes/{first.id}")
+    answered = staff_client.post(f"/admin/demandes/{first.id}/repondre", data=tokens)
+    db.session.expire_all()
+    draft = db.session.scalar(select(Quote).where(Quote.request_id == first.id))
+    assert answered.headers["Location"].endswith(f"/admin/devis/{draft.id}")
+    assert [(line.product_id, line.quantity) for line in draft.lines] == [(product.id, 3)]
+
+    tokens = form_tokens(staff_client, f"/admin/demandes/{second.id}")
+    empty = staff_client.post(f"/admin/demandes/{second.id}/decliner", data={**tokens, "reason": " "})
+    assert "Indiquez le motif" in empty.get_data(as_text=True)
+    staff_client.post(f"/admin/demandes/{second.id}/decliner", data={**tokens, "reason": "Hors catalogue"})
+    db.session.expire_all()
+    assert db.session.get(type(second), second.id).status == QuoteRequestStatus.DECLINED
