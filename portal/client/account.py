@@ -1,0 +1,168 @@
+"""Factures, Crédits, Demandes de devis and Paramètres of the client portal."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+from wtforms import BooleanField, TextAreaField
+
+from .. import billing, quotes, submissions
+from ..exceptions import DomainError, InvalidInput
+from ..extensions import db
+from ..forms import OnceForm
+from ..models import (
+    CreditEntry,
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    Product,
+    QuoteRequest,
+    QuoteRequestLine,
+    User,
+)
+from . import blueprint
+from .access import can_decide, client_required, own, responsable_required
+
+PAGE_SIZE = 50
+
+
+def _keyset(statement, key):
+    before = request.args.get("avant", type=int)
+    if before:
+        statement = statement.where(key < before)
+    return db.session.scalars(statement.order_by(key.desc()).limit(PAGE_SIZE)).all()
+
+
+# --- Factures ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/factures")
+@client_required
+def invoice_list():
+    """The organisation's invoices and credit notes, unpaid first."""
+    organisation_id = current_user.organisation_id
+    unpaid = db.session.scalars(
+        select(Invoice).where(Invoice.organisation_id == organisation_id,
+                              Invoice.kind == InvoiceKind.INVOICE,
+                              Invoice.status == InvoiceStatus.ISSUED)
+        .order_by(Invoice.due_date, Invoice.id)
+    ).all()
+    others = _keyset(select(Invoice).where(Invoice.organisation_id == organisation_id,
+                                           Invoice.id.not_in([i.id for i in unpaid] or [0])),
+                     Invoice.id)
+    return render_template("client/invoices.html", unpaid=unpaid, others=others,
+                           page_size=PAGE_SIZE, can_pay=can_decide())
+
+
+@blueprint.get("/factures/<int:invoice_id>")
+@client_required
+def invoice_page(invoice_id: int):
+    """One invoice: its lines, status and payments."""
+    invoice = own(Invoice, invoice_id)
+    return render_template("client/invoice.html", invoice=invoice, can_pay=can_decide(),
+                           seller=invoice.seller)
+
+
+# --- Crédits ----------------------------------------------------------------------------------
+
+
+@blueprint.get("/credits")
+@client_required
+def credits():
+    """The credit balance and its ledger."""
+    organisation_id = current_user.organisation_id
+    entries = _keyset(select(CreditEntry).where(CreditEntry.organisation_id == organisation_id)
+                      .options(joinedload(CreditEntry.quote)), CreditEntry.id)
+    return render_template("client/credits.html", balance=billing.credit_balance(organisation_id),
+                           entries=entries, page_size=PAGE_SIZE)
+
+
+# --- Demandes de devis ------------------------------------------------------------------------
+
+
+class RequestForm(OnceForm):
+    message = TextAreaField(_l("Votre message (facultatif)"))
+
+
+@blueprint.route("/demandes", methods=["GET", "POST"])
+@client_required
+def requests():
+    """Ask for a quote on published products; the list of requests and their outcome."""
+    products = db.session.scalars(select(Product).where(Product.published.is_(True))
+                                  .order_by(Product.name)).all()
+    form = RequestForm()
+    if form.validate_on_submit():
+        try:
+            submissions.claim(form.submission_token.data)
+            quotes.create_request(organisation=current_user.organisation, requester=current_user,
+                                  items=_requested_items(products), message=form.message.data or "",
+                                  ip=request.remote_addr)
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        else:
+            flash(_("Votre demande de devis a été envoyée. Nous vous répondrons rapidement."), "success")
+            return redirect(url_for("client.requests"))
+    sent = _keyset(select(QuoteRequest).where(QuoteRequest.organisation_id == current_user.organisation_id)
+                   .options(selectinload(QuoteRequest.lines).joinedload(QuoteRequestLine.product),
+                            joinedload(QuoteRequest.quote)), QuoteRequest.id)
+    return render_template("client/requests.html", form=form, products=products, sent=sent,
+                           page_size=PAGE_SIZE)
+
+
+def _requested_items(products: list[Product]) -> list[tuple[int, int]]:
+    """(product id, quantity) for every product given a quantity; bad numbers are refused."""
+    items = []
+    for product in products:
+        raw = (request.form.get(f"quantity-{product.id}") or "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit():
+            raise InvalidInput(_("Quantité invalide pour « %(name)s » : saisissez un nombre entier.",
+                                name=product.name))
+        if int(raw) > 0:
+            items.append((product.id, int(raw)))
+    return items
+
+
+# --- Paramètres -------------------------------------------------------------------------------
+
+
+class MandateForm(FlaskForm):
+    allowed = BooleanField(
+        _l("Autoriser notre interlocuteur commercial à valider des devis pour notre compte"))
+
+
+@blueprint.route("/parametres", methods=["GET", "POST"])
+@responsable_required
+def settings():
+    """The organisation's users and the mandate for staff validation (responsable only)."""
+    organisation = current_user.organisation
+    form = MandateForm()
+    if form.validate_on_submit():
+        try:
+            quotes.set_mandate(organisation, allowed=bool(form.allowed.data), actor=current_user,
+                               ip=request.remote_addr)
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        else:
+            flash(_("Autorisation enregistrée.") if form.allowed.data
+                  else _("Autorisation retirée."), "success")
+            return redirect(url_for("client.settings"))
+    elif request.method == "POST":
+        abort(400)
+    form.allowed.data = organisation.staff_validation_allowed
+    users = db.session.scalars(select(User).where(User.organisation_id == organisation.id)
+                               .order_by(User.full_name)).all()
+    changed_by = (db.session.get(User, organisation.staff_validation_changed_by_id)
+                  if organisation.staff_validation_changed_by_id else None)
+    return render_template("client/settings.html", organisation=organisation, users=users, form=form,
+                           changed_by=changed_by)

@@ -1,0 +1,38 @@
+"""PDF downloads of the portal: only the organisation's own quotes and invoices."""
+
+from __future__ import annotations
+
+from flask import Response, abort
+
+from .. import documents
+from ..extensions import db
+from ..models import Invoice, Quote, QuoteStatus
+from . import blueprint
+from .access import client_required, own
+
+
+def pdf_response(data: bytes, filename: str) -> Response:
+    """A PDF download with a safe file name."""
+    response = Response(data, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@blueprint.get("/devis/<int:quote_id>/pdf")
+@client_required
+def quote_pdf(quote_id: int):
+    """The quote's PDF."""
+    quote = own(Quote, quote_id)
+    if quote.status == QuoteStatus.DRAFT:
+        abort(404)
+    return pdf_response(documents.quote_pdf(quote), f"{quote.reference}.pdf")
+
+
+@blueprint.get("/factures/<int:invoice_id>/pdf")
+@client_required
+def invoice_pdf(invoice_id: int):
+    """The invoice's PDF: the bytes stored at first download, served identically ever after."""
+    invoice = own(Invoice, invoice_id)
+    data = documents.invoice_pdf(invoice)
+    db.session.commit()  # keep the bytes rendered at first need
+    return pdf_response(data, f"{invoice.number}.pdf")

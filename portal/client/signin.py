@@ -1,0 +1,147 @@
+"""Portal sign-in: password, a passwordless link by email, the quote email's magic link, and the
+invitation link that lets a new user choose a password."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired
+
+from .. import auth, mail
+from ..exceptions import DomainError, MagicLinkInvalid
+from ..extensions import db
+from ..models import User, UserKind
+from ..security import safe_next_url
+from . import blueprint
+from .quotes_views import LINK_SESSION_KEY
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("Adresse email"), validators=[DataRequired()])
+    password = PasswordField(_l("Mot de passe"), validators=[DataRequired()])
+
+
+class LinkRequestForm(FlaskForm):
+    email = EmailField(_l("Adresse email"), validators=[DataRequired()])
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField(_l("Nouveau mot de passe"), validators=[DataRequired()])
+    confirm = PasswordField(_l("Confirmez le mot de passe"), validators=[DataRequired()])
+
+
+def start_session(user: User) -> None:
+    """Sign in with a fresh session (no fixation)."""
+    session.clear()
+    login_user(user)
+
+
+def _destination() -> str:
+    return safe_next_url(request.args.get("next"), url_for("client.quote_list"))
+
+
+@blueprint.route("/connexion", methods=["GET", "POST"])
+def login():
+    """Email and password; the same message whatever was wrong."""
+    form = SignInForm()
+    if form.validate_on_submit():
+        user = db.session.scalar(select(User).where(
+            User.email == form.email.data.strip().lower(), User.kind == UserKind.CLIENT,
+            User.active.is_(True)))
+        if user is not None and auth.check_password(user, form.password.data):
+            start_session(user)
+            return redirect(_destination())
+        flash(_("Adresse email ou mot de passe incorrect."), "error")
+    return render_template("client/login.html", form=form, link_form=LinkRequestForm(formdata=None),
+                           next=request.args.get("next", ""))
+
+
+@blueprint.post("/connexion/lien")
+def request_link():
+    """Email a sign-in link; the answer is the same whether or not the address exists."""
+    form = LinkRequestForm()
+    if form.validate_on_submit():
+        user = db.session.scalar(select(User).where(
+            User.email == form.email.data.strip().lower(), User.kind == UserKind.CLIENT,
+            User.active.is_(True)))
+        if user is not None:
+            mail.enqueue_login_link(user)
+            db.session.commit()
+        flash(_("Si un compte existe pour cette adresse, un lien de connexion vient de lui être envoyé. "
+                "Il est valable pendant une durée limitée et ne sert qu'une fois."), "info")
+    else:
+        flash(_("Indiquez votre adresse email."), "error")
+    return redirect(url_for("client.login", next=request.args.get("next") or None))
+
+
+@blueprint.get("/lien/<token>")
+def magic_link(token: str):
+    """The landing page of an emailed link: it consumes nothing (mail scanners open links)."""
+    response = render_template("client/magic_link.html", token=token, form=FlaskForm())
+    return response, 200, {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+@blueprint.post("/lien/<token>")
+def consume_link(token: str):
+    """The button of the landing page: use the link once, sign in afresh, go to its quote."""
+    if not FlaskForm().validate_on_submit():
+        return redirect(url_for("client.login"))
+    link = auth.peek_link(token)
+    destination = _link_destination(link)
+    try:
+        user = auth.consume_magic_link(token)
+        db.session.commit()
+    except MagicLinkInvalid as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("client.login", next=destination), code=303)
+    start_session(user)
+    if link.quote_id is not None:
+        session[LINK_SESSION_KEY] = link.quote_id
+    return redirect(destination or url_for("client.quote_list"), code=303)
+
+
+def _link_destination(link) -> str | None:
+    """Where a quote link leads (its quote page), also after a failure, via the sign-in page."""
+    if link is None or link.quote_id is None or link.purpose != auth.MAGIC_LINK_QUOTE:
+        return None
+    return url_for("client.quote_page", quote_id=link.quote_id)
+
+
+@blueprint.route("/invitation/<token>", methods=["GET", "POST"])
+def invitation(token: str):
+    """Choose a password from an invitation link, then arrive signed in."""
+    form = NewPasswordForm()
+    headers = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    if form.validate_on_submit():
+        try:
+            user = auth.accept_invitation(token, password=form.password.data,
+                                          confirmation=form.confirm.data)
+            db.session.commit()
+        except MagicLinkInvalid as error:
+            db.session.rollback()
+            flash(str(error), "error")
+            return redirect(url_for("client.login"), code=303)
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        else:
+            start_session(user)
+            flash(_("Votre mot de passe est enregistré. Bienvenue dans votre espace client."), "success")
+            return redirect(url_for("client.quote_list"), code=303)
+    return render_template("client/invitation.html", form=form), 200, headers
+
+
+@blueprint.post("/deconnexion")
+def logout():
+    """Sign out (POST, CSRF-protected)."""
+    if current_user.is_authenticated:
+        logout_user()
+    session.clear()
+    flash(_("Vous êtes déconnecté."), "info")
+    return redirect(url_for("client.login"))
