@@ -460,9 +460,30 @@ def build_message(email: OutboxEmail, rendered: RenderedEmail) -> Message:
         raise DeliveryError(f"Adresse invalide : {error}", permanent=True) from error
     message = _Message(subject=rendered.subject, recipients=[email.recipient], body=rendered.text,
                       html=rendered.html, extra_headers={"Auto-Submitted": "auto-generated"})
+    for filename, data in attachments(email):
+        message.attach(filename, "application/pdf", data)
     domain = parseaddr(str(message.sender))[1].rpartition("@")[2] or "portail-devis.invalid"
     message.msgId = f"<outbox-{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain}>"
     return message
+
+
+QUOTE_PDF_TEMPLATES = {"quote_sent", "quote_reminder"}
+INVOICE_PDF_TEMPLATES = {"invoice_issued", "monthly_invoice_issued", "credit_note_issued"}
+
+
+def attachments(email: OutboxEmail) -> list[tuple[str, bytes]]:
+    """The PDFs an email carries: the quote for quote emails, the invoice for invoice emails.
+
+    An invoice's PDF is its stored, frozen file (rendered and stored at first need)."""
+    from . import documents  # documents imports quotes, which imports this module
+
+    if email.template in QUOTE_PDF_TEMPLATES:
+        quote = load(Quote, email.context["quote_id"])
+        return [(f"{quote.reference}.pdf", documents.quote_pdf(quote))]
+    if email.template in INVOICE_PDF_TEMPLATES:
+        invoice = load(Invoice, email.context["invoice_id"])
+        return [(f"{invoice.number}.pdf", documents.invoice_pdf(invoice))]
+    return []
 
 
 # --- Dispatch ---------------------------------------------------------------------------------

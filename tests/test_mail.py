@@ -454,3 +454,29 @@ def test_cli_quotes_remind(make, runner):
     assert result.exit_code == 0, result.output
     assert "1 rappel(s) mis en file d'envoi." in result.output
     assert runner.invoke(args=["quotes", "remind"]).output.startswith("0 rappel(s)")
+
+
+# --- Attachments ------------------------------------------------------------------------------
+
+
+def _pdf_attachments(received) -> dict[str, bytes]:
+    return {part.get_filename(): part.get_content() for part in received.message.iter_attachments()
+            if part.get_content_type() == "application/pdf"}
+
+
+def test_quote_and_invoice_emails_carry_their_pdf(make, smtp_server):
+    world = make.world()
+    quotes.accept(world["quote"], actor=world["users"][ClientRole.GESTIONNAIRE],
+                  terms_version=world["terms"], channel=Channel.PORTAL)
+    invoice = db.session.scalar(select(Invoice))
+    db.session.commit()
+    mail.send_pending()
+    by_template = {_template_of(received): received for received in smtp_server.messages}
+    quote_pdfs = _pdf_attachments(by_template["quote_sent"])
+    assert list(quote_pdfs) == [f"{world['quote'].reference}.pdf"]
+    assert quote_pdfs[f"{world['quote'].reference}.pdf"].startswith(b"%PDF")
+    invoice_pdfs = _pdf_attachments(by_template["invoice_issued"])
+    db.session.expire_all()
+    stored = db.session.get(Invoice, invoice.id)
+    assert invoice_pdfs == {f"{invoice.number}.pdf": stored.pdf}  # the frozen file itself
+    assert _pdf_attachments(by_template["quote_decided"]) == {}
