@@ -255,3 +255,12 @@ def test_requests_inbox_answer_and_decline(staff_client, make):
     staff_client.post(f"/admin/demandes/{second.id}/decliner", data={**tokens, "reason": "Hors catalogue"})
     db.session.expire_all()
     assert db.session.get(type(second), second.id).status == QuoteRequestStatus.DECLINED
+
+
+def test_quote_pdf_download_from_the_back_office(staff_client):
+    quote = staff_client.world["quote"]
+    page = staff_client.get(f"/admin/devis/{quote.id}").get_data(as_text=True)
+    assert f"/admin/devis/{quote.id}/pdf" in page
+    response = staff_client.get(f"/admin/devis/{quote.id}/pdf")
+    assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF")
+    assert quote.reference in response.headers["Content-Disposition"]

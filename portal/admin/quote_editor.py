@@ -3,7 +3,7 @@ cancel, or validate on behalf of the client (only under the client's mandate).""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -14,7 +14,7 @@ from wtforms import FieldList, FormField, IntegerField, SelectField, StringField
 from wtforms import Form as PlainForm
 from wtforms.validators import NumberRange, Optional
 
-from .. import billing, quotes, submissions
+from .. import billing, documents, quotes, submissions
 from ..exceptions import DomainError, EmptyQuote
 from ..extensions import db
 from ..forms import EuroField, OnceForm
@@ -128,6 +128,14 @@ class QuoteEditorView(SecureView):
             quote, actor=current_user, terms_version=_terms(terms_id), channel=Channel.BACK_OFFICE,
             ip=request.remote_addr, user_agent=request.user_agent.string),
             _("Devis %(ref)s validé pour le compte du client."))
+
+    @expose("/<int:quote_id>/pdf")
+    def pdf(self, quote_id: int):
+        """The quote's PDF, as the client receives it."""
+        quote = db.session.get(Quote, quote_id) or abort(404)
+        response = Response(documents.quote_pdf(quote), mimetype="application/pdf")
+        response.headers["Content-Disposition"] = f'attachment; filename="{quote.reference}.pdf"'
+        return response
 
     @expose("/<int:quote_id>/reviser", methods=["POST"])
     def revise(self, quote_id: int):
