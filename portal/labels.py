@@ -26,43 +26,69 @@ from .models import (
     StaffRole,
 )
 
-LABELS: dict[enum.Enum, object] = {
-    QuoteStatus.DRAFT: _l("Brouillon"),
-    QuoteStatus.SENT: _l("En attente du client"),
-    QuoteStatus.ACCEPTED: _l("Validé"),
-    QuoteStatus.REFUSED: _l("Refusé"),
-    QuoteStatus.EXPIRED: _l("Expiré"),
-    QuoteStatus.CANCELLED: _l("Annulé"),
-    QuoteStatus.SUPERSEDED: _l("Remplacé par une révision"),
-    BillingMode.PER_ORDER: _l("Facturation à la commande"),
-    BillingMode.MONTHLY: _l("Facturation consolidée mensuelle"),
-    ClientRole.RESPONSABLE: _l("Responsable"),
-    ClientRole.GESTIONNAIRE: _l("Gestionnaire"),
-    ClientRole.MEMBRE: _l("Membre"),
-    StaffRole.ADMIN: _l("Administrateur"),
-    StaffRole.SALES: _l("Commercial"),
-    DecisionKind.ACCEPTED: _l("Validation"),
-    DecisionKind.REFUSED: _l("Refus"),
-    Channel.EMAIL_LINK: _l("Lien reçu par email"),
-    Channel.PORTAL: _l("Espace client"),
-    Channel.BACK_OFFICE: _l("Gestion courante (pour le compte du client)"),
-    QuoteRequestStatus.NEW: _l("Nouvelle"),
-    QuoteRequestStatus.ANSWERED: _l("Devis établi"),
-    QuoteRequestStatus.DECLINED: _l("Déclinée"),
-    InvoiceKind.INVOICE: _l("Facture"),
-    InvoiceKind.CREDIT_NOTE: _l("Avoir"),
-    InvoiceStatus.ISSUED: _l("À régler"),
-    InvoiceStatus.PAID: _l("Payée"),
-    InvoiceStatus.CANCELLED: _l("Annulée par avoir"),
-    PaymentProvider.STRIPE: _l("Carte bancaire"),
-    PaymentProvider.BANK_TRANSFER: _l("Virement bancaire"),
-    CreditEntryKind.GRANT: _l("Attribution"),
-    CreditEntryKind.CONSUMPTION: _l("Consommation"),
-    CreditEntryKind.ADJUSTMENT: _l("Ajustement"),
-    CreditEntryKind.REVERSAL: _l("Annulation"),
-    OutboxStatus.PENDING: _l("En attente"),
-    OutboxStatus.SENT: _l("Envoyé"),
-    OutboxStatus.FAILED: _l("En échec"),
+# Keyed by enum class: StrEnum members of different enums with the same value ("sent", "cancelled"…)
+# are equal and hash alike, so one flat dict would mix them up.
+LABELS_BY_ENUM: dict[type[enum.Enum], dict[enum.Enum, object]] = {
+    QuoteStatus: {
+        QuoteStatus.DRAFT: _l("Brouillon"),
+        QuoteStatus.SENT: _l("En attente du client"),
+        QuoteStatus.ACCEPTED: _l("Validé"),
+        QuoteStatus.REFUSED: _l("Refusé"),
+        QuoteStatus.EXPIRED: _l("Expiré"),
+        QuoteStatus.CANCELLED: _l("Annulé"),
+        QuoteStatus.SUPERSEDED: _l("Remplacé par une révision"),
+    },
+    BillingMode: {
+        BillingMode.PER_ORDER: _l("Facturation à la commande"),
+        BillingMode.MONTHLY: _l("Facturation consolidée mensuelle"),
+    },
+    ClientRole: {
+        ClientRole.RESPONSABLE: _l("Responsable"),
+        ClientRole.GESTIONNAIRE: _l("Gestionnaire"),
+        ClientRole.MEMBRE: _l("Membre"),
+    },
+    StaffRole: {
+        StaffRole.ADMIN: _l("Administrateur"),
+        StaffRole.SALES: _l("Commercial"),
+    },
+    DecisionKind: {
+        DecisionKind.ACCEPTED: _l("Validation"),
+        DecisionKind.REFUSED: _l("Refus"),
+    },
+    Channel: {
+        Channel.EMAIL_LINK: _l("Lien reçu par email"),
+        Channel.PORTAL: _l("Espace client"),
+        Channel.BACK_OFFICE: _l("Gestion courante (pour le compte du client)"),
+    },
+    QuoteRequestStatus: {
+        QuoteRequestStatus.NEW: _l("Nouvelle"),
+        QuoteRequestStatus.ANSWERED: _l("Devis établi"),
+        QuoteRequestStatus.DECLINED: _l("Déclinée"),
+    },
+    InvoiceKind: {
+        InvoiceKind.INVOICE: _l("Facture"),
+        InvoiceKind.CREDIT_NOTE: _l("Avoir"),
+    },
+    InvoiceStatus: {
+        InvoiceStatus.ISSUED: _l("À régler"),
+        InvoiceStatus.PAID: _l("Payée"),
+        InvoiceStatus.CANCELLED: _l("Annulée par avoir"),
+    },
+    PaymentProvider: {
+        PaymentProvider.STRIPE: _l("Carte bancaire"),
+        PaymentProvider.BANK_TRANSFER: _l("Virement bancaire"),
+    },
+    CreditEntryKind: {
+        CreditEntryKind.GRANT: _l("Attribution"),
+        CreditEntryKind.CONSUMPTION: _l("Consommation"),
+        CreditEntryKind.ADJUSTMENT: _l("Ajustement"),
+        CreditEntryKind.REVERSAL: _l("Annulation"),
+    },
+    OutboxStatus: {
+        OutboxStatus.PENDING: _l("En attente"),
+        OutboxStatus.SENT: _l("Envoyé"),
+        OutboxStatus.FAILED: _l("En échec"),
+    },
 }
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -72,7 +98,7 @@ def label(value: enum.Enum | None) -> str:
     """The French label of an enum value ('' for None)."""
     if value is None:
         return ""
-    return str(LABELS.get(value, value.value))
+    return str(LABELS_BY_ENUM.get(type(value), {}).get(value, value.value))
 
 
 def vat_rate(basis_points: int) -> str:

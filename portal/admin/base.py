@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired
 
 from .. import billing, monthly
 from ..extensions import db
-from ..labels import LABELS, french_date, label, vat_rate
+from ..labels import french_date, label, vat_rate
 from ..models import User
 
 
@@ -122,7 +122,7 @@ class ChoiceFilter(FilterEqual):
     """Equal to one member of an enum, chosen among its French labels."""
 
     def __init__(self, column, name, enum_class) -> None:
-        super().__init__(column, name, options=[(m.value, LABELS[m]) for m in enum_class])
+        super().__init__(column, name, options=[(m.value, label(m)) for m in enum_class])
         self.enum_class = enum_class
 
     def clean(self, value):

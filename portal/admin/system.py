@@ -26,7 +26,7 @@ from wtforms.validators import (
 from .. import accounts, auth, documents, mail
 from ..exceptions import DomainError, InvalidInput
 from ..extensions import db
-from ..labels import LABELS, label
+from ..labels import label
 from ..models import (
     AuditEvent,
     ClientRole,
@@ -69,7 +69,7 @@ class InviteForm(PortalForm):
         Length(max=200, message=_l("Le nom fait 200 caractères au plus."))])
     organisation_id = SelectField(_l("Organisation"), coerce=int, validate_choice=True)
     role = SelectField(_l("Rôle"), default=ClientRole.GESTIONNAIRE.value,
-                       choices=[SelectChoice(role.value, LABELS[role]) for role in ClientRole],
+                       choices=[SelectChoice(role.value, label(role)) for role in ClientRole],
                        description=_l("Responsable : gère les utilisateurs et l'autorisation de "
                                       "validation. Gestionnaire : valide, refuse et paie les devis. "
                                       "Membre : consulte et demande des devis."))
