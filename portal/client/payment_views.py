@@ -1,13 +1,22 @@
-"""The payment page of an invoice: the payment modules offered (bank transfer for now)."""
+"""The payment page of an invoice: card (Stripe.js, see `payments`) and bank transfer, and the
+card's return page, which asks Stripe how the payment went and records it (once, with the webhook)."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+import re
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
+from .. import payments
+from ..exceptions import CardDeclined, CardPaymentUnavailable, InvalidInput, NotAllowed, PaymentIntentRefused
+from ..extensions import db
 from ..models import Invoice, InvoiceKind, InvoiceStatus
+from ..payments import Outcome
 from . import blueprint
 from .access import can_decide, client_required, own
+
+SETUP_INTENT_ID = re.compile(r"seti_[A-Za-z0-9_]{1,200}")
 
 
 @blueprint.get("/factures/<int:invoice_id>/payer")
@@ -15,11 +24,93 @@ from .access import can_decide, client_required, own
 def invoice_payment(invoice_id: int):
     """The payment page: the payment modules offered for an unpaid invoice."""
     invoice = own(Invoice, invoice_id)
+    refusal = _refusal(invoice)
+    if refusal is not None:
+        return refusal
+    card, card_error = None, None
+    if payments.enabled():
+        try:
+            card = payments.card_checkout(invoice)
+        except CardPaymentUnavailable as error:
+            card_error = str(error)
+        db.session.commit()
+        if card is not None and card.outcome is not None:
+            return _show_outcome(invoice, card.outcome)
+    return render_template("client/payment.html", invoice=invoice, seller=invoice.seller, card=card,
+                           card_error=card_error, stripe=payments.browser_settings())
+
+
+@blueprint.get("/factures/<int:invoice_id>/payer/retour")
+@client_required
+def invoice_payment_return(invoice_id: int):
+    """Back from the card payment: ask Stripe how it went, record a success, say so."""
+    invoice = own(Invoice, invoice_id)
     if not can_decide():
-        flash(_("Seuls le responsable et les gestionnaires de l’organisation peuvent régler une facture."),
-              "error")
+        return _refusal(invoice)
+    try:
+        outcome = payments.settle_return(invoice, request.args.get("payment_intent"))
+    except CardPaymentUnavailable as error:
+        flash(str(error), "error")
         return redirect(url_for("client.invoice_page", invoice_id=invoice.id))
-    if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
+    db.session.commit()
+    return _show_outcome(invoice, outcome)
+
+
+@blueprint.post("/factures/<int:invoice_id>/payer/carte")
+@client_required
+def invoice_payment_confirm(invoice_id: int):
+    """localstripe only (`payments.confirms_on_server`): confirm the card the page collected."""
+    invoice = own(Invoice, invoice_id)
+    if not (payments.enabled() and payments.confirms_on_server()):
+        abort(404)
+    if not can_decide():
+        raise NotAllowed(_pay_roles_message())
+    setup_intent = (request.get_json(silent=True) or {}).get("setup_intent")
+    if not isinstance(setup_intent, str) or not SETUP_INTENT_ID.fullmatch(setup_intent):
+        raise InvalidInput(_("Carte non reconnue : rechargez la page et recommencez."))
+    result = payments.confirm_on_server(invoice, setup_intent)
+    db.session.commit()
+    status = "declined" if result.declined else str(result.outcome or "requires_action")
+    body = {"status": status,
+            "payment_intent": result.intent_id, "client_secret": result.client_secret,
+            "return_url": url_for("client.invoice_payment_return", invoice_id=invoice.id,
+                                  payment_intent=result.intent_id)}
+    if result.declined:
+        return jsonify(error=str(CardDeclined()), **body), CardDeclined.http_status
+    return jsonify(body)
+
+
+def _pay_roles_message() -> str:
+    return _("Seuls le responsable et les gestionnaires de l’organisation peuvent régler une facture.")
+
+
+def _refusal(invoice: Invoice):
+    """The way back to the invoice when the current user may not pay it, or it is not to pay."""
+    if not can_decide():
+        flash(_pay_roles_message(), "error")
+    elif invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
         flash(_("Cette facture n'est pas à régler (déjà payée ou annulée)."), "info")
+    else:
+        return None
+    return redirect(url_for("client.invoice_page", invoice_id=invoice.id))
+
+
+def _show_outcome(invoice: Invoice, outcome: Outcome):
+    """Tell how the card payment went, on the invoice (settled) or the payment page (to retry)."""
+    if invoice.status == InvoiceStatus.PAID and outcome not in (Outcome.FLAGGED, Outcome.REFUSED):
+        flash(_("Paiement reçu, merci : la facture %(number)s est réglée.", number=invoice.number), "success")
         return redirect(url_for("client.invoice_page", invoice_id=invoice.id))
-    return render_template("client/payment.html", invoice=invoice, seller=invoice.seller)
+    messages = {
+        Outcome.PROCESSING: (_("Votre paiement est en cours de traitement : la facture sera marquée "
+                               "payée dès sa confirmation."), "info"),
+        Outcome.FLAGGED: (_("Votre paiement a bien été reçu ; notre équipe doit le vérifier avant de "
+                            "marquer la facture payée et reviendra vers vous si nécessaire."), "info"),
+        Outcome.REFUSED: (str(PaymentIntentRefused()), "error"),
+        Outcome.DECLINED: (str(CardDeclined()), "error"),
+    }
+    message, category = messages.get(outcome, (
+        _("Le paiement par carte n'a pas été finalisé : aucun montant n'a été débité."), "info"))
+    flash(message, category)
+    retry = invoice.status == InvoiceStatus.ISSUED and outcome in (Outcome.DECLINED, Outcome.INCOMPLETE)
+    return redirect(url_for("client.invoice_payment" if retry else "client.invoice_page",
+                            invoice_id=invoice.id))
