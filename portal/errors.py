@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, jsonify, render_template, request
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from .exceptions import DomainError
@@ -17,6 +20,7 @@ HTTP_MESSAGES = {
     429: _l("Trop de tentatives : patientez quelques minutes avant de réessayer."),
     500: _l("Une erreur inattendue est survenue ; l'équipe technique est prévenue."),
 }
+log = logging.getLogger(__name__)
 
 
 def _wants_json() -> bool:
@@ -32,6 +36,18 @@ def register(app: Flask) -> None:
         if _wants_json():
             return jsonify(error=str(error)), error.http_status
         return _page(error.http_status, str(error))
+
+    @app.errorhandler(DataError)
+    def invalid_data(error: DataError):
+        # A value the database refuses (a number out of range, a text too long, a NUL byte…)
+        # came from the request: the request is refused, nothing is written. The statement's
+        # parameters are not logged (they may hold a password or a token).
+        db.session.rollback()
+        log.warning("Request refused, invalid data for the database at %s: %s",
+                    request.endpoint, type(error.orig).__name__)
+        if _wants_json():
+            return jsonify(error=str(HTTP_MESSAGES[400])), 400
+        return _page(400, str(HTTP_MESSAGES[400]))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

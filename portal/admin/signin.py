@@ -12,7 +12,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
 from ..auth import check_password
-from ..extensions import db
+from ..extensions import configured_limit, db, limiter
 from ..models import User, UserKind
 from ..security import safe_next_url
 
@@ -25,6 +25,7 @@ class SignInForm(FlaskForm):
 
 
 @blueprint.route("/connexion", methods=["GET", "POST"])
+@limiter.limit(configured_limit("RATELIMIT_SIGNIN"), methods=["POST"])
 def login():
     """Sign in a staff user; the same message whatever was wrong."""
     form = SignInForm()

@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired
 
 from .. import auth, mail
 from ..exceptions import DomainError, MagicLinkInvalid
-from ..extensions import db
+from ..extensions import configured_limit, db, limiter
 from ..models import User, UserKind
 from ..security import safe_next_url
 from . import blueprint
@@ -46,6 +46,7 @@ def _destination() -> str:
 
 
 @blueprint.route("/connexion", methods=["GET", "POST"])
+@limiter.limit(configured_limit("RATELIMIT_SIGNIN"), methods=["POST"])
 def login():
     """Email and password; the same message whatever was wrong."""
     form = SignInForm()
@@ -62,6 +63,7 @@ def login():
 
 
 @blueprint.post("/connexion/lien")
+@limiter.limit(configured_limit("RATELIMIT_LINK_REQUEST"))
 def request_link():
     """Email a sign-in link; the answer is the same whether or not the address exists."""
     form = LinkRequestForm()
@@ -87,6 +89,7 @@ def magic_link(token: str):
 
 
 @blueprint.post("/lien/<token>")
+@limiter.limit(configured_limit("RATELIMIT_LINK"))
 def consume_link(token: str):
     """The button of the landing page: use the link once, sign in afresh, go to its quote."""
     if not FlaskForm().validate_on_submit():
@@ -114,6 +117,7 @@ def _link_destination(link) -> str | None:
 
 
 @blueprint.route("/invitation/<token>", methods=["GET", "POST"])
+@limiter.limit(configured_limit("RATELIMIT_LINK"), methods=["POST"])
 def invitation(token: str):
     """Choose a password from an invitation link, then arrive signed in."""
     form = NewPasswordForm()
