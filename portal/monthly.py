@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from . import audit, billing
 from .exceptions import DomainError, InvalidPeriod
@@ -26,11 +26,13 @@ from .models import (
     InvoiceKind,
     Organisation,
     Quote,
+    QuoteLine,
     QuoteStatus,
     User,
 )
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+CHUNK = 500  # organisations whose quotes the close reads in one query
 
 
 def period_bounds(period: str) -> tuple[date, date]:
@@ -115,24 +117,65 @@ def close_month(
     now: datetime | None = None,
     on_organisation_done: Callable[[int], None] | None = None,
 ) -> CloseSummary:
-    """Bill every organisation's accepted monthly quotes of `period`; commits per organisation."""
+    """Bill every organisation's accepted monthly quotes of `period`; commits per organisation.
+
+    The quotes and lines are read CHUNK organisations at a time, before their transactions; each
+    organisation's transaction then locks it and checks, in one statement, that it is not billed
+    yet and that its quotes are still those read (else it reads them again, under the lock).
+    """
     check_closable(period, now)
     organisation_ids = pending_organisation_ids(period)
     db.session.rollback()  # end the read transaction before the per-organisation ones
     summary = CloseSummary(period)
-    for organisation_id in organisation_ids:
-        _close_one(organisation_id, period, summary, actor=actor, now=now)
-        if on_organisation_done is not None:
-            on_organisation_done(organisation_id)
+    for start in range(0, len(organisation_ids), CHUNK):
+        chunk = organisation_ids[start:start + CHUNK]
+        prefetched = _unbilled_lines(period, chunk)
+        db.session.rollback()
+        for organisation_id in chunk:
+            _close_one(organisation_id, period, summary, actor=actor, now=now,
+                       prefetched=prefetched.get(organisation_id, []))
+            if on_organisation_done is not None:
+                on_organisation_done(organisation_id)
     return summary
 
 
+@dataclass(frozen=True)
+class _QuoteLines:
+    """An unbilled quote as the invoice needs it: its id, reference and lines (plain rows)."""
+
+    quote_id: int
+    reference: str
+    lines: list
+
+
+def _unbilled_lines(period: str, organisation_ids: list[int]) -> dict[int, list[_QuoteLines]]:
+    """The unbilled quotes of `period` of these organisations with their lines, in invoice order."""
+    rows = db.session.execute(
+        _unbilled_quotes_query(period)
+        .with_only_columns(Quote.organisation_id, Quote.id, Quote.number, Quote.revision,
+                           QuoteLine.label, QuoteLine.quantity, QuoteLine.unit_price_cents,
+                           QuoteLine.vat_rate_bp)
+        .join(QuoteLine, QuoteLine.quote_id == Quote.id)
+        .where(Quote.organisation_id.in_(organisation_ids))
+        .order_by(Quote.organisation_id, Quote.decided_at, Quote.id, QuoteLine.position)
+    ).all()
+    found: dict[int, list[_QuoteLines]] = {}
+    for organisation_id, quote_id, number, revision, *line in rows:
+        quotes = found.setdefault(organisation_id, [])
+        if not quotes or quotes[-1].quote_id != quote_id:
+            reference = number if revision == 1 else f"{number}-R{revision}"  # as Quote.reference
+            quotes.append(_QuoteLines(quote_id, reference, []))
+        quotes[-1].lines.append(line)
+    return found
+
+
 def _close_one(organisation_id: int, period: str, summary: CloseSummary, *,
-               actor: User | None, now: datetime | None) -> None:
+               actor: User | None, now: datetime | None, prefetched: list[_QuoteLines]) -> None:
     actor_id = actor.id if actor else None
     try:
         actor_in_session = db.session.get(User, actor_id) if actor_id else None
-        invoice = close_organisation_month(organisation_id, period, actor=actor_in_session, now=now)
+        invoice = close_organisation_month(organisation_id, period, actor=actor_in_session, now=now,
+                                           prefetched=prefetched)
         number = invoice.number if invoice else None
         db.session.commit()
     except IntegrityError as error:
@@ -151,42 +194,55 @@ def _close_one(organisation_id: int, period: str, summary: CloseSummary, *,
         summary.already_billed += 1
 
 
+def _invoiced_statement(organisation_id: int, period: str):
+    return select(Invoice.id).where(Invoice.organisation_id == organisation_id,
+                                    Invoice.billing_period == period, Invoice.kind == InvoiceKind.INVOICE)
+
+
 def _already_invoiced(organisation_id: int, period: str) -> bool:
-    return db.session.scalar(
-        select(Invoice.id).where(Invoice.organisation_id == organisation_id,
-                                 Invoice.billing_period == period, Invoice.kind == InvoiceKind.INVOICE)
-    ) is not None
+    return db.session.scalar(_invoiced_statement(organisation_id, period)) is not None
 
 
 def close_organisation_month(
-    organisation_id: int, period: str, *, actor: User | None = None, now: datetime | None = None
+    organisation_id: int, period: str, *, actor: User | None = None, now: datetime | None = None,
+    prefetched: list[_QuoteLines] | None = None,
 ) -> Invoice | None:
-    """Issue one organisation's invoice for `period` (None if already billed); flushes only."""
+    """Issue one organisation's invoice for `period` (None if already billed); flushes only.
+
+    `prefetched`: its unbilled quotes as read before this transaction (`_unbilled_lines`); they
+    are used only if, under the organisation's lock, the same number of quotes is still unbilled.
+    The set can only grow meanwhile (a quote leaves it only with the invoice checked here).
+    """
+    # Its users come along (the invoice's email goes to them); only the organisation is locked.
     organisation = db.session.scalars(
-        select(Organisation).where(Organisation.id == organisation_id).with_for_update()
-    ).one()
-    already = _already_invoiced(organisation_id, period)
-    quotes = db.session.scalars(
-        _unbilled_quotes_query(period).where(Quote.organisation_id == organisation_id)
-        .options(selectinload(Quote.lines)).order_by(Quote.decided_at, Quote.id)
-    ).all()
-    if already or not quotes:
+        select(Organisation).where(Organisation.id == organisation_id)
+        .options(joinedload(Organisation.users)).with_for_update(of=Organisation)
+    ).unique().one()
+    # A statement after the lock: it sees what a concurrent runner committed before releasing it.
+    unbilled = _unbilled_quotes_query(period).where(Quote.organisation_id == organisation_id)
+    already, pending = db.session.execute(select(
+        _invoiced_statement(organisation_id, period).exists(),
+        select(func.count()).select_from(unbilled.subquery()).scalar_subquery(),
+    )).one()
+    if already or not pending:
         return None
+    quotes = prefetched if prefetched and len(prefetched) == pending else (
+        _unbilled_lines(period, [organisation_id]).get(organisation_id, []))
     first, next_month = period_bounds(period)
     lines = [
-        billing.LineDraft(label=f"{quote.reference} — {line.label}", quantity=line.quantity,
-                          unit_price_cents=line.unit_price_cents, vat_rate_bp=line.vat_rate_bp,
-                          quote_id=quote.id)
-        for quote in quotes for line in quote.lines
+        billing.LineDraft(label=f"{quote.reference} — {label}", quantity=quantity,
+                          unit_price_cents=unit_price_cents, vat_rate_bp=vat_rate_bp,
+                          quote_id=quote.quote_id)
+        for quote in quotes for label, quantity, unit_price_cents, vat_rate_bp in quote.lines
     ]
     invoice = billing.issue_invoice(organisation=organisation, lines=lines, now=now,
                                     billing_period=period,
                                     sale_date=next_month - timedelta(days=1))
     db.session.execute(
-        update(Quote).where(Quote.id.in_([quote.id for quote in quotes]))
+        update(Quote).where(Quote.id.in_([quote.quote_id for quote in quotes]))
         .values(monthly_invoice_id=invoice.id).execution_options(synchronize_session=False)
     )
     audit.record("invoice.issued", invoice, actor=actor, organisation_id=organisation_id,
-                 number=invoice.number, period=period, quotes=[q.reference for q in quotes])
+                 number=invoice.number, period=period, quotes=[quote.reference for quote in quotes])
     billing.notify_invoice_issued(invoice, template="monthly_invoice_issued")
     return invoice

@@ -10,7 +10,8 @@ from sqlalchemy import Select, func, select
 from .extensions import db
 from .models import Invoice, Organisation, Quote, User
 
-DOCUMENT_NUMBER = re.compile(r"^(DV|FA|AV)-\d{4}-\d{1,5}(-R\d+)?$", re.IGNORECASE)
+# Numbers have at least five digits (DV-2026-00012), more past 99,999 in a year.
+DOCUMENT_NUMBER = re.compile(r"^(DV|FA|AV)-\d{4}-\d{1,9}(-R\d+)?$", re.IGNORECASE)
 DIGITS = re.compile(r"^\d{9}(\d{5})?$")
 
 
@@ -32,10 +33,23 @@ def _search_statement(text: str) -> Select:
     if "@" in text:
         members = select(User.organisation_id).where(User.email == text.lower())
         return select(Organisation).where(Organisation.id.in_(members)).order_by(Organisation.name)
-    pattern = f"%{_escape_like(text.lower())}%"
-    return (select(Organisation)
-            .where(func.lower(Organisation.name).like(pattern, escape="\\"))
+    return (select(Organisation).where(_name_contains(text))
             .order_by(func.lower(Organisation.name)))
+
+
+def organisation_ids_named(query: str) -> Select | None:
+    """Ids of the organisations whose name contains `query` (None for an empty query)."""
+    text = " ".join((query or "").split())
+    if not text:
+        return None
+    return select(Organisation.id).where(_name_contains(text))
+
+
+def _name_contains(text: str):
+    """ILIKE, which PostgreSQL's trigram index serves (lower(name) LIKE would scan every row);
+    the pattern is lowered here too, for SQLite whose lower() only folds ASCII."""
+    pattern = f"%{_escape_like(text.lower())}%"
+    return Organisation.name.ilike(pattern, escape="\\")
 
 
 def _by_document_number(number: str) -> Select:

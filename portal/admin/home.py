@@ -67,17 +67,20 @@ def work_queues(today) -> dict[str, Queue]:
     unpaid = _queue(Invoice, Invoice.kind == InvoiceKind.INVOICE,
                     Invoice.status == InvoiceStatus.ISSUED, Invoice.quote_id.is_not(None),
                     load=Invoice.organisation, order_by=(Invoice.due_date, Invoice.id))
+    # The first rows only, with the number of organisation-months alongside (a window count):
+    # before a close there may be thousands of them.
     to_bill = db.session.execute(
-        select(Organisation.id, Organisation.name, Quote.billing_period, func.count(Quote.id))
+        select(Organisation.id, Organisation.name, Quote.billing_period, func.count(Quote.id),
+               func.count().over())
         .join(Organisation, Organisation.id == Quote.organisation_id)
         .where(Quote.status == QuoteStatus.ACCEPTED, Quote.billing_mode == BillingMode.MONTHLY,
                Quote.monthly_invoice_id.is_(None),
                Quote.billing_period < today.strftime("%Y-%m"))
         .group_by(Organisation.id, Organisation.name, Quote.billing_period)
-        .order_by(Quote.billing_period, Organisation.name)
+        .order_by(Quote.billing_period, Organisation.name).limit(QUEUE_PREVIEW)
     ).all()
     return {"requests": requests, "awaiting": awaiting, "unpaid": unpaid,
-            "to_bill": Queue(len(to_bill), to_bill[:QUEUE_PREVIEW])}
+            "to_bill": Queue(to_bill[0][4] if to_bill else 0, [row[:4] for row in to_bill])}
 
 
 def _queue(model, *criteria, load, order_by) -> Queue:

@@ -46,14 +46,13 @@ def _keyset(statement, key):
 def invoice_list():
     """The organisation's invoices and credit notes, unpaid first."""
     organisation_id = current_user.organisation_id
+    is_unpaid = (Invoice.kind == InvoiceKind.INVOICE) & (Invoice.status == InvoiceStatus.ISSUED)
     unpaid = db.session.scalars(
-        select(Invoice).where(Invoice.organisation_id == organisation_id,
-                              Invoice.kind == InvoiceKind.INVOICE,
-                              Invoice.status == InvoiceStatus.ISSUED)
+        select(Invoice).where(Invoice.organisation_id == organisation_id, is_unpaid)
         .order_by(Invoice.due_date, Invoice.id)
     ).all()
-    others = _keyset(select(Invoice).where(Invoice.organisation_id == organisation_id,
-                                           Invoice.id.not_in([i.id for i in unpaid] or [0])),
+    # The rest, newest first through (organisation_id, id), whatever the number of unpaid ones.
+    others = _keyset(select(Invoice).where(Invoice.organisation_id == organisation_id, ~is_unpaid),
                      Invoice.id)
     return render_template("client/invoices.html", unpaid=unpaid, others=others,
                            page_size=PAGE_SIZE, can_pay=can_decide())

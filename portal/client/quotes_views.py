@@ -73,7 +73,9 @@ def quote_page(quote_id: int):
 def _render_quote(quote: Quote, form: DecisionForm, status: int = 200):
     terms = quotes.current_terms()
     form.terms_version_id.data = str(terms.id) if terms else ""
-    invoice = db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
+    # Only an accepted quote has an invoice (per order): no query for the others.
+    invoice = (db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
+               if quote.status == QuoteStatus.ACCEPTED else None)
     return render_template("client/quote.html", quote=quote, form=form, terms=terms,
                            can_decide=can_decide(), invoice=invoice,
                            expired=_is_past_validity(quote)), status

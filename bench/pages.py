@@ -1,0 +1,131 @@
+"""Page timings in-process: the Flask test client, signed in through the real sign-in forms, so
+the time measured is the app's (routing, queries, templates) without any network."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from dataclasses import dataclass
+
+from flask import Flask
+from flask_admin.contrib.sqla import ModelView
+from sqlalchemy import event, select
+
+from portal import create_app
+from portal.extensions import db
+from portal.models import Organisation, Quote, User
+
+from .bulk import bench_config
+from .generate import BENCH_CLIENT_EMAIL, BENCH_STAFF_EMAIL, fixtures
+
+PASSWORD = "banc-essai-mot-de-passe"
+CSRF = re.compile(r'name="csrf_token"[^>]*?value="([^"]+)"')
+NAME_TERM = "martin"
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    p95_ms: float
+    queries: int
+    status: int = 200
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (p95 of 50 samples is the 48th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, -(-int(share * 100) * len(ordered) // 100))
+    return ordered[rank - 1]
+
+
+class QueryCounter:
+    def __init__(self, engine) -> None:
+        self.n = 0
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args) -> None:
+        self.n += 1
+
+
+def measure(app: Flask, client, url: str, counter: QueryCounter, requests: int,
+            warmup: int = 3) -> Timing:
+    """`requests` timed GETs of `url` after `warmup` untimed ones; the queries of the last."""
+    for _ in range(warmup):
+        response = client.get(url)
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url}: {response.status_code}")
+    timings, status = [], response.status_code
+    for _ in range(requests):
+        counter.n = 0
+        started = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        status = response.status_code if response.status_code != 200 else status
+    return Timing(statistics.median(timings), percentile(timings, 0.95), counter.n, status)
+
+
+def sign_in(client, login_url: str, email: str) -> None:
+    page = client.get(login_url).get_data(as_text=True)
+    token = CSRF.search(page).group(1)
+    response = client.post(login_url, data={"csrf_token": token, "email": email, "password": PASSWORD})
+    assert response.status_code == 302, f"sign-in failed for {email}"
+
+
+def filter_arg(view: ModelView, column, operation_type) -> str:
+    """The list-view URL argument of the equality filter on `column` (flt0_<index>)."""
+    for index, flt in enumerate(view._filters):
+        if getattr(flt, "column", None) is column and isinstance(flt, operation_type):
+            return f"flt0_{view.get_filter_arg(index, flt)}"
+    raise LookupError(column)
+
+
+def page_urls(app: Flask, found: dict) -> list[tuple[str, str, str, str]]:
+    """(label, who, url, a text the page must contain) of every page measured on this dataset."""
+    from portal.admin.base import ChoiceFilter
+
+    with app.app_context():
+        org = db.session.get(Organisation, found["organisation_id"])
+        quote = db.session.get(Quote, found["quote_id"])
+        member = db.session.scalar(select(User.email).where(User.organisation_id == org.id)
+                                   .order_by(User.id.desc()).limit(1))
+        view = next(v for v in app.extensions["admin"][0]._views if v.endpoint == "quote_list")
+        status = filter_arg(view, Quote.status, ChoiceFilter)
+        org_link = f"/admin/organisation/{org.id}/"
+        reference, siren = quote.reference, org.siren
+    return [
+        ("Gestion courante (files)", "staff", "/admin/", "DV-"),
+        ("Recherche : nom", "staff", f"/admin/?q={NAME_TERM}", "Martin"),
+        ("Suggestions : nom", "staff", f"/admin/recherche?q={NAME_TERM}", "Martin"),
+        ("Recherche : SIREN", "staff", f"/admin/?q={siren}", org_link),
+        ("Recherche : email", "staff", f"/admin/?q={member}", org_link),
+        ("Recherche : n° de devis", "staff", f"/admin/?q={reference}", org_link),
+        ("Organisation › Devis (500)", "staff", f"/admin/organisation/{org.id}/devis", reference),
+        ("Devis, statut envoyé", "staff", f"/admin/tous-les-devis/?{status}=sent", reference),
+        ("Devis, statut accepté", "staff", f"/admin/tous-les-devis/?{status}=accepted", "badge-accepted"),
+        ("Devis, organisation nom", "staff", f"/admin/tous-les-devis/?search={NAME_TERM}", "Martin"),
+        ("Portail : Devis", "client", "/espace-client/devis", reference),
+        ("Portail : devis 30 lignes", "client", f"/espace-client/devis/{quote.id}", "30 lignes"),
+        ("Portail : Factures", "client", "/espace-client/factures", "FA-"),
+    ]
+
+
+def run_pages(url: str, requests: int) -> dict[str, Timing]:
+    """Every page of the table on the dataset at `url`."""
+    app = create_app(bench_config(url))
+    found = fixtures(url)
+    urls = page_urls(app, found)
+    clients = {"staff": app.test_client(), "client": app.test_client()}
+    sign_in(clients["staff"], "/admin/connexion", BENCH_STAFF_EMAIL)
+    sign_in(clients["client"], "/espace-client/connexion", BENCH_CLIENT_EMAIL)
+    results = {}
+    with app.app_context():
+        counter = QueryCounter(db.engine)
+    for label, who, page, expected in urls:
+        text = clients[who].get(page).get_data(as_text=True)
+        if expected not in text:
+            raise RuntimeError(f"{label}: {page} does not show {expected!r}")
+        results[label] = measure(app, clients[who], page, counter, requests)
+    with app.app_context():
+        db.engine.dispose()
+    return results

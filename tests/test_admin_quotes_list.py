@@ -1,0 +1,176 @@
+"""Back office, every quote (/admin/tous-les-devis/): staff only, read-only, filtered by status,
+searched by organisation name, and as many queries (none a COUNT) with 10 or 60 quotes; and the
+home's monthly queue, which now reads only its first rows too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import insert
+
+from portal import quotes
+from portal.admin import quotes_list
+from portal.extensions import db
+from portal.models import BillingMode, Channel, ClientRole, Quote, QuoteStatus, utcnow
+
+from .web import count_queries, page_text, sign_in, sign_in_client
+
+LIST = "/admin/tous-les-devis/"
+
+
+def _status_filter(app) -> str:
+    """The URL argument of the list's status filter (flt0_<index>)."""
+    view = next(view for view in app.extensions["admin"][0]._views if view.endpoint == "quote_list")
+    index = next(i for i, flt in enumerate(view._filters) if flt.column is Quote.status)
+    return f"flt0_{view.get_filter_arg(index, view._filters[index])}"
+
+
+def _bulk(org, recipient, count: int, status=QuoteStatus.SENT, first: int = 1) -> None:
+    now = utcnow()
+    db.session.execute(insert(Quote), [
+        dict(organisation_id=org.id, number=f"DV-2021-{n:05d}", revision=1, title=f"Lot {n}",
+             status=status, recipient_id=recipient.id, total_ht_cents=100, total_vat_cents=20,
+             total_ttc_cents=120, total_credits=0, reminders_sent=0, created_at=now,
+             valid_until=now.date()) for n in range(first, first + count)])
+    db.session.commit()
+
+
+@pytest.fixture
+def staff(client, make):
+    world = make.world()
+    sign_in(client, world["admin"])
+    return world
+
+
+# --- Access -----------------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_the_staff_sign_in(client, make):
+    make.world()
+    response = client.get(LIST)
+    assert response.status_code == 302
+    assert "/admin/connexion" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("role", list(ClientRole))
+def test_client_users_are_refused(client, make, role):
+    world = make.world()
+    db.session.commit()
+    sign_in_client(client, world["users"][role])
+    assert client.get(LIST).status_code == 403
+    assert client.get(LIST + "?search=Organisation").status_code == 403
+
+
+def test_the_list_is_read_only(client, staff):
+    page = page_text(client.get(LIST))
+    assert staff["quote"].reference in page
+    assert "/admin/tous-les-devis/new/" not in page
+    assert "/admin/tous-les-devis/edit/" not in page
+    for path in ("new/", f"edit/?id={staff['quote'].id}", f"delete/?id={staff['quote'].id}"):
+        response = client.get(LIST + path)
+        assert response.status_code in (302, 404, 405), path
+    db.session.expire_all()
+    assert db.session.get(Quote, staff["quote"].id).status == QuoteStatus.SENT
+
+
+# --- Content, filter, search ------------------------------------------------------------------
+
+
+def test_quotes_are_listed_newest_first_with_their_organisation(client, make, staff):
+    other = make.organisation(name="Zéphyr Conseil")
+    later = make.sent_quote(other, actor=staff["admin"])
+    db.session.commit()
+    page = page_text(client.get(LIST))
+    assert page.index(later.reference) < page.index(staff["quote"].reference)
+    assert "Zéphyr Conseil" in page
+    assert f"/admin/organisation/{other.id}/devis" in page
+    assert f"/admin/devis/{later.id}" in page
+
+
+def test_status_filter_keeps_only_that_status(app, client, make, staff):
+    recipient = staff["users"][ClientRole.GESTIONNAIRE]
+    _bulk(staff["org"], recipient, 3, status=QuoteStatus.REFUSED, first=100)
+    refused = page_text(client.get(f"{LIST}?{_status_filter(app)}=refused"))
+    assert "DV-2021-00100" in refused and "DV-2021-00102" in refused
+    assert staff["quote"].reference not in refused
+    sent = page_text(client.get(f"{LIST}?{_status_filter(app)}=sent"))
+    assert staff["quote"].reference in sent and "DV-2021-00100" not in sent
+
+
+def test_search_finds_quotes_by_part_of_the_organisation_name(client, make, staff):
+    other = make.organisation(name="Boulangeries Martin SAS")
+    theirs = make.sent_quote(other, actor=staff["admin"])
+    db.session.commit()
+    page = page_text(client.get(LIST + "?search=MARTIN"))
+    assert theirs.reference in page
+    assert staff["quote"].reference not in page
+    assert page_text(client.get(LIST + "?search=geries mar")).count(theirs.reference) >= 1
+    nothing = page_text(client.get(LIST + "?search=100%25"))  # a literal %, not a wildcard
+    assert theirs.reference not in nothing and staff["quote"].reference not in nothing
+
+
+def test_search_matching_many_organisations_gives_the_same_quotes(client, make, staff, monkeypatch):
+    first = make.sent_quote(make.organisation(name="Alpha Martin"), actor=staff["admin"])
+    second = make.sent_quote(make.organisation(name="Beta Martin"), actor=staff["admin"])
+    db.session.commit()
+    listed = page_text(client.get(LIST + "?search=martin"))
+    monkeypatch.setattr(quotes_list, "OWNERS_LISTED", 1)  # past it, the ids are not listed first
+    scanned = page_text(client.get(LIST + "?search=martin"))
+    for page in (listed, scanned):
+        assert first.reference in page and second.reference in page
+        assert staff["quote"].reference not in page
+
+
+def test_billing_mode_filter(app, client, make, staff):
+    monthly_org = make.organisation(billing_mode=BillingMode.MONTHLY, name="Mensuelle SARL")
+    theirs = make.sent_quote(monthly_org, actor=staff["admin"])
+    db.session.commit()
+    view = next(view for view in app.extensions["admin"][0]._views if view.endpoint == "quote_list")
+    index = next(i for i, flt in enumerate(view._filters) if flt.column is Quote.billing_mode)
+    page = page_text(client.get(f"{LIST}?flt0_{view.get_filter_arg(index, view._filters[index])}=monthly"))
+    assert theirs.reference in page and staff["quote"].reference not in page
+
+
+# --- Cost ---------------------------------------------------------------------------------------
+
+
+def _statements(client, url: str) -> list[str]:
+    db.session.expire_all()
+    with count_queries() as counter:
+        assert client.get(url).status_code == 200
+    return counter.statements
+
+
+def test_as_many_queries_with_10_and_60_quotes_and_never_a_count(app, client, staff):
+    recipient = staff["users"][ClientRole.GESTIONNAIRE]
+    urls = [LIST, f"{LIST}?{_status_filter(app)}=sent", LIST + "?search=organisation"]
+    _bulk(staff["org"], recipient, 9)
+    small = {url: _statements(client, url) for url in urls}
+    _bulk(staff["org"], recipient, 50, first=10)
+    large = {url: _statements(client, url) for url in urls}
+    for url in urls:
+        assert len(large[url]) == len(small[url]), url
+        listing = [s for s in large[url] if "FROM quote" in s]
+        assert len(listing) == 1, url  # the organisation comes in the same query
+        assert "JOIN organisation" in listing[0]
+        assert not any("count(" in s.lower() for s in large[url]), url
+    assert "DV-2021-00059" in page_text(client.get(LIST))
+
+
+# --- The home's monthly queue, bounded like this list (portal/admin/home.py) --------------------
+
+
+def test_home_lists_ten_organisation_months_to_bill_and_counts_them_all(client, make, staff):
+    when = datetime(2026, 3, 15, 10)
+    for _ in range(12):
+        org = make.organisation(billing_mode=BillingMode.MONTHLY)
+        decider = make.client_user(org, ClientRole.GESTIONNAIRE)
+        quote = make.sent_quote(org, actor=staff["admin"], recipient=decider, now=when)
+        quotes.accept(quote, actor=decider, terms_version=staff["terms"], channel=Channel.PORTAL,
+                      now=when)
+    db.session.commit()
+    html = page_text(client.get("/admin/"))
+    section = html[html.index("Organisations mensuelles à facturer"):]
+    assert '<span class="count badge badge-info">12</span>' in section
+    assert section.count("2026-03") == 10
