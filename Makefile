@@ -29,13 +29,48 @@ translations-update: $(STAMP)
 	$(BIN)/pybabel -q update -i portal/translations/messages.pot -d portal/translations -l en
 
 # The outbox worker runs in the background and stops with the web server (Ctrl-C, SIGTERM or exit).
+# Without STRIPE_SECRET_KEY, card payments go to localstripe on 127.0.0.1 (state kept in instance/),
+# whose webhooks come back to /webhooks/stripe: pay the demo invoice with the card 4242424242424242.
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo load
-	@trap 'kill $$server $$worker 2>/dev/null; wait' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	@trap 'kill $$server $$worker $$stripe 2>/dev/null; wait' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	if [ -z "$$STRIPE_SECRET_KEY" ]; then \
+		stripe_port=$$($(BIN)/python -m portal.devserver free-port) || exit 1; \
+		export STRIPE_API_BASE=http://127.0.0.1:$$stripe_port \
+			STRIPE_JS_URL=http://127.0.0.1:$$stripe_port/js.stripe.com/v3/ \
+			STRIPE_SECRET_KEY=sk_test_localstripe STRIPE_PUBLISHABLE_KEY=pk_test_localstripe \
+			STRIPE_WEBHOOK_SECRET=whsec_$$($(BIN)/python -c 'import secrets; print(secrets.token_hex(24))'); \
+		$(BIN)/python -m portal.devserver localstripe --port $$stripe_port --store instance/localstripe.pickle \
+			--webhook-url http://127.0.0.1:$(PORT)/webhooks/stripe & stripe=$$!; \
+		$(BIN)/python -m portal.devserver wait $$STRIPE_JS_URL || exit 1; \
+	fi; \
 	$(FLASK) outbox work & worker=$$!; \
 	$(FLASK) run --host 127.0.0.1 --port $(PORT) & server=$$!; \
 	wait $$server
+
+# `make run` on the local PostgreSQL instead of SQLite: the same steps, with the database PG_URL
+# (portail by default) created first if it does not exist.
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/portail
+
+define CREATE_PG_DATABASE
+import sys
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+url = make_url(sys.argv[1])
+with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+                     dbname="postgres", autocommit=True) as connection:
+    if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)).fetchone() is None:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
+        print(f"Base {url.database} créée.")
+endef
+export CREATE_PG_DATABASE
+
+.PHONY: run-pg
+run-pg: install
+	@$(BIN)/python -c "$$CREATE_PG_DATABASE" "$(PG_URL)"
+	DATABASE_URL="$(PG_URL)" $(MAKE) run
 
 test: install
 	$(MAKE) test-sqlite
@@ -54,12 +89,21 @@ test-pg: install
 		echo "PostgreSQL unreachable at $(TEST_PG_URL): PostgreSQL half NOT run (CI runs it)." >&2; \
 	fi
 
+# The browser journeys alone (tests/e2e: Playwright driving Debian's Chromium against the app, SMTP and
+# localstripe they start themselves); `make test` runs them too, in its SQLite half.
+.PHONY: e2e
+e2e: install
+	$(BIN)/pytest tests/e2e
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check portal tests bench
 
+# Documents, then the performance table (issue 9): SQLite and PostgreSQL (BENCH_PG_URL, default
+# postgres@127.0.0.1:5432), small and large datasets generated once into instance/bench/ and the
+# bench_* databases. Run it on a quiet machine; `python -m bench.run --help` for a partial run.
 bench: install
 	$(BIN)/python -m bench.bench_documents
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) instance/portal.db

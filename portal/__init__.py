@@ -5,29 +5,58 @@ from __future__ import annotations
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
-from .config import INSTANCE_DIR, Config, DevelopmentConfig
+from .config import INSECURE_SECRET_KEY, INSTANCE_DIR, PORTAL_ENV, Config, DevelopmentConfig
 
 
 def create_app(config: type[Config] | dict | None = None) -> Flask:
     """Build the application: config → extensions → blueprints → cli → errors."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), template_folder="../templates")
-    app.config.from_object(DevelopmentConfig)
+    app.config.from_object(Config if PORTAL_ENV == "production" else DevelopmentConfig)
     if isinstance(config, dict):
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
+    check_production_config(app)
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    register_proxy_fix(app)
+    app.url_map.converters["int"] = DatabaseIdConverter
     register_extensions(app)
     register_blueprints(app)
+    register_security_headers(app)
     register_cli(app)
     register_errors(app)
     return app
 
 
+def check_production_config(app: Flask) -> None:
+    """PORTAL_ENV=production refuses to start with the development SECRET_KEY."""
+    if PORTAL_ENV == "production" and not app.testing and app.config["SECRET_KEY"] == INSECURE_SECRET_KEY:
+        raise RuntimeError("PORTAL_ENV=production: set SECRET_KEY (a long random value).")
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:…>` in URLs: at most a database INTEGER, so a huge id is a 404, not a database error."""
+
+    def __init__(self, map, *args, max: int | None = 2**31 - 1, **kwargs) -> None:
+        super().__init__(map, *args, max=max, **kwargs)
+
+
+PROXY_FIX_SETTINGS = ("x_for", "x_proto", "x_host", "x_port", "x_prefix")
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Behind a reverse proxy, trust its X-Forwarded-* headers as configured (PROXY_FIX_X_FOR…)."""
+    counts = {name: int(app.config.get(f"PROXY_FIX_{name.upper()}") or 0) for name in PROXY_FIX_SETTINGS}
+    if any(counts.values()):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **counts)  # type: ignore[method-assign]
+
+
 def register_extensions(app: Flask) -> None:
     from . import auth  # noqa: F401  (registers the user loader)
-    from .extensions import babel, csrf, db, login_manager, mail, migrate
+    from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"),
@@ -36,6 +65,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     mail.init_app(app)
+    limiter.init_app(app)
 
 
 SUPPORTED_LOCALES = ["fr", "en"]
@@ -58,6 +88,19 @@ def register_blueprints(app: Flask) -> None:
     labels.register(app)
     init_admin(app)
     init_portal(app)
+    register_webhooks(app)
+
+
+def register_webhooks(app: Flask) -> None:
+    from .webhooks import blueprint as webhooks
+
+    app.register_blueprint(webhooks)
+
+
+def register_security_headers(app: Flask) -> None:
+    from .headers import register
+
+    register(app)
 
 
 def register_cli(app: Flask) -> None:
@@ -80,3 +123,14 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint_inside_a_transaction(connection, name) -> None:
+    """Python's sqlite3 opens a transaction only before a write: a SAVEPOINT taken after reads
+    alone would open one itself, and its RELEASE would COMMIT everything (a claimed form token,
+    a processed webhook event…) even if the caller rolls back later. BEGIN first, as PostgreSQL."""
+    if connection.dialect.name == "sqlite":
+        dbapi_connection = connection.connection.dbapi_connection
+        if not dbapi_connection.in_transaction:
+            dbapi_connection.execute("BEGIN")

@@ -21,6 +21,7 @@ def register(app: Flask) -> None:
     for group in (demo_cli, staff_cli, billing_cli, quotes_cli):
         app.cli.add_command(group)
     app.cli.add_command(outbox_cli)
+    app.cli.add_command(payments_cli)
 
 
 @click.group("demo", help="Données de démonstration.")
@@ -180,3 +181,39 @@ def outbox_retry(email_id: int) -> None:
         raise click.ClickException(str(error)) from error
     db.session.commit()
     click.echo(f"Email {email_id} remis en file d'envoi.")
+
+
+# --- Card payments: settling what the webhook missed ------------------------------------------
+
+
+@click.group("payments", help="Paiements par carte (Stripe).")
+def payments_cli() -> None:
+    pass
+
+
+@payments_cli.command("reconcile", help="Demande à Stripe l'état des paiements par carte des factures "
+                                        "émises et enregistre ceux dont le webhook n'est jamais arrivé.")
+def payments_reconcile() -> None:
+    from . import payments
+    from .payments import Outcome
+
+    if not payments.enabled():
+        raise click.ClickException("STRIPE_SECRET_KEY n'est pas défini : paiement par carte désactivé.")
+    counts = dict.fromkeys(Outcome, 0)
+    failures = []
+    for link_id, intent_id in payments.reconcile_candidates():
+        try:
+            counts[payments.reconcile_intent(link_id)] += 1
+        except DomainError as error:
+            db.session.rollback()
+            failures.append((intent_id, str(error)))
+            continue
+        db.session.commit()  # each intent on its own: a later failure keeps what is settled
+    click.echo(f"{counts[Outcome.RECORDED]} paiement(s) enregistré(s), "
+               f"{counts[Outcome.ALREADY_RECORDED]} déjà enregistré(s), "
+               f"{counts[Outcome.FLAGGED] + counts[Outcome.REFUSED]} signalé(s) à l'équipe, "
+               f"{len(failures)} échec(s).")
+    for intent_id, message in failures:
+        click.echo(f"  {intent_id} : {message}", err=True)
+    if failures:
+        sys.exit(1)

@@ -22,10 +22,22 @@ def _env_bool(name: str, default: bool) -> bool:
     return (_env(name, "1" if default else "0") or "").lower() in {"1", "true", "yes", "on"}
 
 
+def _env_list(name: str) -> list[str] | None:
+    """A list written with spaces or commas; None when unset."""
+    value = _env(name)
+    return value.replace(",", " ").split() if value else None
+
+
+INSECURE_SECRET_KEY = "dev-insecure-secret-key-change-me"
+# `production` selects Config (secure cookies, HSTS, a real SECRET_KEY required) for `wsgi:app`;
+# anything else, DevelopmentConfig (`make run` on http://127.0.0.1).
+PORTAL_ENV = _env("PORTAL_ENV", "development")
+
+
 class Config:
     """Production settings: everything comes from the environment."""
 
-    SECRET_KEY = _env("SECRET_KEY", "dev-insecure-secret-key-change-me")
+    SECRET_KEY = _env("SECRET_KEY", INSECURE_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portal.db'}")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     PORTAL_BASE_URL = _env("PORTAL_BASE_URL", "http://127.0.0.1:5000")
@@ -49,9 +61,47 @@ class Config:
     MAIL_RETRY_BASE_SECONDS = _env_int("MAIL_RETRY_BASE_SECONDS", 60)
     MAIL_OUTBOX_DIR = _env("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "mail"))
     MAIL_WORKER_INTERVAL = _env_int("MAIL_WORKER_INTERVAL", 5)
+    # Card payments through Stripe, or localstripe (`make run`): the same code talks to either.
+    # Without STRIPE_SECRET_KEY the payment page offers bank transfer only.
+    STRIPE_API_BASE = _env("STRIPE_API_BASE", "https://api.stripe.com")
+    STRIPE_JS_URL = _env("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+    STRIPE_SECRET_KEY = _env("STRIPE_SECRET_KEY")
+    STRIPE_PUBLISHABLE_KEY = _env("STRIPE_PUBLISHABLE_KEY")
+    STRIPE_WEBHOOK_SECRET = _env("STRIPE_WEBHOOK_SECRET")
+    STRIPE_WEBHOOK_TOLERANCE = _env_int("STRIPE_WEBHOOK_TOLERANCE", 300)
+    STRIPE_TIMEOUT = _env_int("STRIPE_TIMEOUT", 20)
     BABEL_DEFAULT_LOCALE = "fr"
     BABEL_DEFAULT_TIMEZONE = "Europe/Paris"
     WTF_CSRF_TIME_LIMIT = None
+    # HTTP security (portal/headers.py). Cookies: Secure (HTTPS only), HttpOnly, SameSite.
+    # Embedding the portal in another site's page needs COOKIE_SAMESITE=None (and Secure).
+    SESSION_COOKIE_SECURE = _env_bool("COOKIE_SECURE", True)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = _env("COOKIE_SAMESITE", "Lax")
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
+    HSTS_SECONDS = _env_int("HSTS_SECONDS", 31_536_000)  # Strict-Transport-Security; 0 = not sent
+    # Who may frame the portal (CSP frame-ancestors): space-separated origins. The back office: 'self'.
+    PORTAL_FRAME_ANCESTORS = _env("PORTAL_FRAME_ANCESTORS", "'self'")
+    # Host names accepted in the Host header (Flask's TRUSTED_HOSTS); unset = any.
+    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS")
+    # Behind a reverse proxy: how many proxies set each X-Forwarded-* header (werkzeug ProxyFix);
+    # all 0 = no ProxyFix, the headers are ignored (they could be forged).
+    PROXY_FIX_X_FOR = _env_int("PROXY_FIX_X_FOR", 0)
+    PROXY_FIX_X_PROTO = _env_int("PROXY_FIX_X_PROTO", 0)
+    PROXY_FIX_X_HOST = _env_int("PROXY_FIX_X_HOST", 0)
+    PROXY_FIX_X_PORT = _env_int("PROXY_FIX_X_PORT", 0)
+    PROXY_FIX_X_PREFIX = _env_int("PROXY_FIX_X_PREFIX", 0)
+    # Rate limits (Flask-Limiter), per client IP, on sign-in and link routes. memory:// counts per
+    # process; redis://host:6379/0 shares the counts between gunicorn workers and hosts.
+    RATE_LIMITS_ENABLED = _env_bool("RATE_LIMITS", True)
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_KEY_PREFIX = "portail-devis"
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
+    RATELIMIT_SIGNIN = _env("RATELIMIT_SIGNIN", "10 per minute")
+    RATELIMIT_LINK_REQUEST = _env("RATELIMIT_LINK_REQUEST", "5 per minute")
+    RATELIMIT_LINK = _env("RATELIMIT_LINK", "10 per minute")
     TESTING = False
 
 
@@ -59,6 +109,11 @@ class DevelopmentConfig(Config):
     """`make run`: the embedded defaults."""
 
     DEBUG = False
+    # http://127.0.0.1: no Secure cookie, no HSTS, unless the portal's own URL is HTTPS.
+    _https = str(Config.PORTAL_BASE_URL).startswith("https://")
+    SESSION_COOKIE_SECURE = _env_bool("COOKIE_SECURE", _https)
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    HSTS_SECONDS = _env_int("HSTS_SECONDS", 31_536_000 if _https else 0)
 
 
 class TestConfig(Config):
@@ -68,4 +123,12 @@ class TestConfig(Config):
     SECRET_KEY = "test-secret-key"
     SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = True
+    RATE_LIMITS_ENABLED = False  # tests that prove a 429 switch them on
+    RATELIMIT_STORAGE_URI = "memory://"
     MAIL_SERVER = None
+    # Never a real Stripe account from the developer's environment: tests point these at localstripe.
+    STRIPE_API_BASE = "https://api.stripe.com"
+    STRIPE_JS_URL = "https://js.stripe.com/v3/"
+    STRIPE_SECRET_KEY = None
+    STRIPE_PUBLISHABLE_KEY = None
+    STRIPE_WEBHOOK_SECRET = None

@@ -165,3 +165,27 @@ class EmailNotRetryable(DomainError):
 
 class DuplicateSubmission(DomainError):
     message = _l("Ce formulaire a déjà été envoyé : l'action a été prise en compte une seule fois.")
+
+
+class CardPaymentUnavailable(DomainError):
+    http_status = 503
+    message = _l(
+        "Le paiement par carte est momentanément indisponible : réessayez dans quelques instants "
+        "ou réglez par virement."
+    )
+
+
+class CardDeclined(DomainError):
+    http_status = 402
+    message = _l(
+        "Votre carte a été refusée : aucun montant n'a été débité. Essayez une autre carte "
+        "ou réglez par virement."
+    )
+
+
+class PaymentIntentRefused(DomainError):
+    message = _l("Ce paiement ne correspond pas à cette facture : rien n'a été enregistré.")
+
+
+class WebhookRejected(InvalidInput):
+    message = _l("Notification refusée : signature Stripe absente, invalide ou trop ancienne.")

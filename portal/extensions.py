@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from flask import current_app
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -31,3 +36,17 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
 babel = Babel()
+# Keyed by the client's IP (request.remote_addr: the proxy's unless ProxyFix is configured);
+# storage and switch come from each app's config (RATELIMIT_STORAGE_URI, RATE_LIMITS_ENABLED).
+limiter = Limiter(key_func=get_remote_address)
+
+
+@limiter.request_filter
+def _rate_limits_off() -> bool:
+    """Limits are switched per app (the test suite turns them off), not per process."""
+    return not current_app.config.get("RATE_LIMITS_ENABLED", True)
+
+
+def configured_limit(setting: str) -> Callable[[], str]:
+    """A rate limit read from the config at each request, e.g. RATELIMIT_SIGNIN = "10 per minute"."""
+    return lambda: current_app.config[setting]

@@ -157,6 +157,10 @@ class Organisation(db.Model):
 
     __table_args__ = (
         CheckConstraint("payment_terms_days >= 0 AND payment_terms_days <= 60", name="payment_terms"),
+        # The search bar's "name contains" (ILIKE '%…%') on PostgreSQL: a trigram index (pg_trgm,
+        # created with the table below); elsewhere the dialect options are ignored (a plain index).
+        Index("ix_organisation_name_trgm", "name", postgresql_using="gin",
+              postgresql_ops={"name": "gin_trgm_ops"}),
     )
 
     def __str__(self) -> str:
@@ -253,6 +257,9 @@ class QuoteRequest(db.Model):
     )
     quote: Mapped[Quote | None] = relationship(back_populates="request", uselist=False)
 
+    # The home's queue: new requests, oldest first.
+    __table_args__ = (Index("ix_quote_request_status_created", "status", "created_at"),)
+
     def __str__(self) -> str:
         return f"Demande #{self.id}"
 
@@ -309,6 +316,12 @@ class Quote(db.Model):
         Index("ix_quote_organisation_status", "organisation_id", "status"),
         Index("ix_quote_status_valid_until", "status", "valid_until"),
         Index("ix_quote_monthly_unbilled", "organisation_id", "billing_period", "monthly_invoice_id"),
+        # Lists newest first: an organisation's quotes (Devis tab, portal), every quote by status.
+        Index("ix_quote_organisation_newest", "organisation_id", "id"),
+        Index("ix_quote_status_id", "status", "id"),
+        # Accepted monthly quotes not yet invoiced: the home's queue and the monthly close.
+        Index("ix_quote_to_invoice", "status", "billing_mode", "monthly_invoice_id", "billing_period",
+              "organisation_id"),
     )
 
     @property
@@ -415,6 +428,9 @@ class Invoice(db.Model):
     __table_args__ = (
         UniqueConstraint("organisation_id", "billing_period"),
         Index("ix_invoice_organisation_status", "organisation_id", "status"),
+        Index("ix_invoice_organisation_newest", "organisation_id", "id"),
+        # Unpaid invoices by due date (the home's queue), counted from the index alone.
+        Index("ix_invoice_unpaid", "status", "kind", "due_date", "id", "quote_id"),
         CheckConstraint("total_ttc_cents = total_ht_cents + total_vat_cents", name="totals"),
     )
 
@@ -641,9 +657,81 @@ for _statement in SQLITE_INVOICE_TRIGGERS:
 for _statement in POSTGRESQL_INVOICE_TRIGGERS:
     event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
 
+# ix_organisation_name_trgm needs the pg_trgm extension (trusted: the database owner may create it).
+event.listen(Organisation.__table__, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+
 
 class SubmittedForm(db.Model):
     """Tokens of forms already submitted: a double submit of a OnceForm is refused by this key."""
 
     token: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- Card payments (Stripe) -------------------------------------------------------------------
+
+
+class StripePaymentIntent(db.Model):
+    """A PaymentIntent the portal created for an invoice, one per attempt: how the return page,
+    the webhook and `flask payments reconcile` know which intents belong to which invoice."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    intent_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # The last status read from the Stripe API (never from a webhook, which may be stale).
+    status: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    invoice: Mapped[Invoice] = relationship()
+
+    __table_args__ = (UniqueConstraint("invoice_id", "attempt"),)
+
+    def __str__(self) -> str:
+        return self.intent_id
+
+
+class ProcessedStripeEvent(db.Model):
+    """A Stripe event already handled: a second delivery of the same event id changes nothing."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PaymentAnomalyKind(enum.StrEnum):
+    AMOUNT_MISMATCH = "amount_mismatch"
+    UNKNOWN_INVOICE = "unknown_invoice"
+    WRONG_INVOICE = "wrong_invoice"
+    UNKNOWN_INTENT = "unknown_intent"
+    NOT_PAYABLE = "not_payable"
+
+
+class PaymentAnomaly(db.Model):
+    """A card payment Stripe reports as succeeded that the portal refused to record: staff check it
+    (and refund or record it by hand). One row per intent and kind, however often it is reported."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[PaymentAnomalyKind] = mapped_column(_enum(PaymentAnomalyKind))
+    intent_id: Mapped[str] = mapped_column(String(255))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    amount_cents: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+    invoice: Mapped[Invoice | None] = relationship()
+
+    __table_args__ = (UniqueConstraint("intent_id", "kind"),)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.intent_id}"

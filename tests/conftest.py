@@ -129,3 +129,51 @@ def smtp_server(app, monkeypatch):
     monkeypatch.setitem(app.config, "MAIL_TIMEOUT", 5)
     yield server
     server.stop()
+
+
+# --- Card payments: localstripe (tests/stripe_server.py) --------------------------------------
+
+from .stripe_server import card_payments, localstripe  # noqa: E402, F401  (fixtures)
+
+# --- Security tests -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_app(app):
+    """Build more apps, each with its own settings (`other_app(PROXY_FIX_X_FOR=1)`), on the test
+    database; the rate limiter, shared by every app of the process, is given back to `app` after."""
+    from portal.extensions import limiter
+
+    made = []
+
+    def build(**settings):
+        config = type("OtherConfig", (TestConfig,), {
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "MAIL_OUTBOX_DIR": app.config["MAIL_OUTBOX_DIR"], **settings})
+        made.append(create_app(config))
+        return made[-1]
+
+    yield build
+    limiter.init_app(app)
+    for other in made:
+        with other.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def new_client(app, client):
+    """Another browser: `new_client()` is a client of its own session, isolated like `client`."""
+    return app.test_client
+
+
+# --- Hypothesis -------------------------------------------------------------------------------
+# "portal" (default): a modest, reproducible run for the suite; HYPOTHESIS_PROFILE=explore searches
+# further, with fresh random examples each run.
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("portal", max_examples=25, deadline=None, database=None,
+                                     derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("explore", max_examples=300, deadline=None, database=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "portal"))

@@ -7,11 +7,12 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import lazy_gettext as _l
 
-from . import catalogue, finance, organisations, quote_editor, requests_inbox, system
+from ..headers import csp_nonce
+from . import catalogue, finance, organisations, quote_editor, quotes_list, requests_inbox, system
 from .home import HomeView
 from .signin import blueprint as signin_blueprint
 
-VIEW_MODULES = (organisations, quote_editor, requests_inbox, catalogue, finance, system)
+VIEW_MODULES = (organisations, quote_editor, quotes_list, requests_inbox, catalogue, finance, system)
 
 
 def init_admin(app: Flask) -> Admin:
@@ -22,6 +23,7 @@ def init_admin(app: Flask) -> Admin:
         name=_l("Portail Devis"),
         index_view=HomeView(name=_l("Gestion courante"), url="/admin", endpoint="admin"),
         theme=Bootstrap4Theme(base_template="admin/portal_base.html", fluid=True),
+        csp_nonce_generator=csp_nonce,  # Flask-Admin's inline scripts carry this request's nonce
     )
     for module in VIEW_MODULES:
         module.register(admin)
