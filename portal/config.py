@@ -125,6 +125,13 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = True
     RATE_LIMITS_ENABLED = False  # tests that prove a 429 switch them on
     RATELIMIT_STORAGE_URI = "memory://"
+    # The production cookies and headers, whatever the developer's environment says.
+    SESSION_COOKIE_SECURE = REMEMBER_COOKIE_SECURE = True
+    SESSION_COOKIE_SAMESITE = REMEMBER_COOKIE_SAMESITE = "Lax"
+    HSTS_SECONDS = 31_536_000
+    PORTAL_FRAME_ANCESTORS = "'self'"
+    TRUSTED_HOSTS = None
+    PROXY_FIX_X_FOR = PROXY_FIX_X_PROTO = PROXY_FIX_X_HOST = PROXY_FIX_X_PORT = PROXY_FIX_X_PREFIX = 0
     MAIL_SERVER = None
     # Never a real Stripe account from the developer's environment: tests point these at localstripe.
     STRIPE_API_BASE = "https://api.stripe.com"

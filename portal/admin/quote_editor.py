@@ -15,7 +15,7 @@ from wtforms import Form as PlainForm
 from wtforms.validators import NumberRange, Optional
 
 from .. import billing, documents, quotes, submissions
-from ..exceptions import DomainError, EmptyQuote
+from ..exceptions import DomainError, EmptyQuote, InvalidRecipient, InvalidVatRate, UnknownProduct
 from ..extensions import db
 from ..forms import EuroField, OnceForm
 from ..labels import vat_rate
@@ -38,12 +38,18 @@ class LineForm(PlainForm):
         return not self.product_id.data and not (self.label.data or "").strip()
 
     def to_input(self) -> quotes.LineInput:
+        """The line for the domain; a tampered product or VAT choice is refused as such."""
+        product, vat = self.product_id.data or "", self.vat_rate_bp.data or ""
+        if product and not product.isdigit():
+            raise UnknownProduct()
+        if vat and not vat.isdigit():
+            raise InvalidVatRate()
         return quotes.LineInput(
-            product_id=int(self.product_id.data) if self.product_id.data else None,
+            product_id=int(product) if product else None,
             label=(self.label.data or "").strip() or None,
             quantity=self.quantity.data if self.quantity.data is not None else 0,
             unit_price_cents=self.unit_price.data,
-            vat_rate_bp=int(self.vat_rate_bp.data) if self.vat_rate_bp.data else None,
+            vat_rate_bp=int(vat) if vat else None,
         )
 
 
@@ -225,7 +231,10 @@ def _draft_fields(form: QuoteForm) -> dict:
     lines = [entry.form.to_input() for entry in form.lines if not entry.form.is_blank()]
     if not lines:
         raise EmptyQuote()
-    recipient = db.session.get(User, int(form.recipient_id.data)) if form.recipient_id.data else None
+    recipient_id = form.recipient_id.data or ""
+    if recipient_id and not recipient_id.isdigit():
+        raise InvalidRecipient()
+    recipient = db.session.get(User, int(recipient_id)) if recipient_id else None
     return {"lines": lines, "recipient": recipient, "title": form.title.data or "",
             "validity_days": form.validity_days.data}
 
