@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -123,6 +124,16 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+@event.listens_for(Engine, "handle_error")
+def _sqlite_integer_overflow_is_a_data_error(context):
+    """An integer beyond 64 bits (an id typed in a URL or a form…) makes sqlite3 raise a bare
+    OverflowError where PostgreSQL's driver raises a DataError: make both a DataError, which the
+    app refuses as invalid input (errors.py) instead of failing with a 500."""
+    if context.dialect.name == "sqlite" and isinstance(context.original_exception, OverflowError):
+        return DataError(context.statement, context.parameters, context.original_exception)
+    return None
 
 
 @event.listens_for(Engine, "savepoint")

@@ -154,7 +154,7 @@ class Intent:
         received = data.get("amount_received")
         succeeded = data.get("status") == "succeeded" and received is not None
         amount = received if succeeded else data.get("amount")
-        if isinstance(amount, str) and amount.isdigit():  # localstripe keeps an updated amount as text
+        if isinstance(amount, str) and amount.isdecimal():  # localstripe keeps an updated amount as text
             amount = int(amount)
         error = data.get("last_payment_error")
         metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
@@ -371,7 +371,7 @@ def _recorded(intent: Intent) -> bool:
 def _target(intent: Intent, link: StripePaymentIntent | None) -> tuple[Any, PaymentAnomalyKind | None]:
     """The invoice a succeeded intent pays, or the reason it designates none of ours."""
     raw = intent.metadata.get("invoice_id", "")
-    named = db.session.get(Invoice, int(raw)) if raw.isdigit() else None
+    named = db.session.get(Invoice, int(raw)) if raw.isdecimal() else None
     if named is not None and named.kind != InvoiceKind.INVOICE:
         named = None
     if named is None:

@@ -246,3 +246,24 @@ def test_ids_beyond_the_database_integers_are_not_found(app, client, world, visi
             assert response.status_code == 404, (url, response.status_code)
             checked += 1
     assert checked >= 10
+
+
+HOSTILE_QUERIES = [{name: value for name in ("avant", "id", "page", "organisation", "periode", "statut", "q",
+                                             "search", "sort", "desc", "flt0_0", "page_size")}
+                   for value in ("9" * 30, "3000000000", "-1", "²", "\x00", "x" * 3000)]
+
+
+@pytest.mark.parametrize("visitor", ["staff", "responsable"])
+def test_hostile_query_parameters_never_break_a_page(app, client, world, visitor):
+    """Numbers beyond any database integer, Unicode digits, NUL… in the query string of every page:
+    the page or a 4xx, never a 500."""
+    _visit_as(client, world, visitor)
+    wanted = "admin" if visitor == "staff" else "portal"
+    values = parameter_values(world, world.mine)
+    urls_seen = [next(urls(rule, values)) for rule in routes(app)
+                 if area(app, rule) == wanted and "GET" in rule.methods]
+    for url in urls_seen:
+        for query in HOSTILE_QUERIES:
+            response = client.get(url, query_string=query)
+            assert response.status_code < 500, (url, query["avant"][:10], response.status_code)
+    assert len(urls_seen) >= (40 if visitor == "staff" else 10)

@@ -56,8 +56,13 @@ SPECIAL = st.sampled_from(["", " ", "0", "-1", "1", "2", "y", "on", "true", "val
                            "2147483648", "9" * 40, "1e9", "NaN", "Infinity", "12,345", "1 000,50",
                            "2020-01", "2099-12", "2026-13", "0000-00", PAYLOAD, "é" * 300, "x" * 5000,
                            "' OR 1=1 --", "\x00", "a\x00b", "\r\n", "../../etc/passwd", "%s%n",
-                           "gestionnaire@example.test", "responsable", "membre", "monthly", "csv"])
+                           "gestionnaire@example.test", "responsable", "membre", "monthly", "csv", "²", "٣"])
 VALUES = st.one_of(SAFE_TEXT, NUMBERS, SPECIAL)
+# Sent first, in every field at once, on every route: values that look like numbers to str.isdigit()
+# but not to int() (Unicode digits), numbers beyond any database integer, NUL, very long text.
+HOSTILE = ["²", "٣", "١٢", "9" * 30, "3000000000", "-2147483649", "1e400", "\x00", "é" * 1000, "<" * 300]
+# …and one field at a time (the others valid), where one field's error would hide another's.
+HOSTILE_ONE_BY_ONE = ["²", "9" * 30]
 
 
 class Forms(HTMLParser):
@@ -67,6 +72,7 @@ class Forms(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.page_url = page_url
         self.forms: dict[str, dict[str, str]] = {}
+        self.unticked: dict[str, str] = {}
         self._current: dict[str, str] | None = None
         self._textarea: str | None = None
         self._select: str | None = None
@@ -78,13 +84,19 @@ class Forms(HTMLParser):
                 action = urlsplit(values.get("action") or self.page_url).path
                 self._current = self.forms.setdefault(action, {})
             return
-        if self._current is None or not values.get("name"):
+        if self._current is None:
+            return
+        if tag == "option" and self._select and (self._select not in self._current or "selected" in values):
+            self._current[self._select] = values.get("value", "")
+        if not values.get("name"):
             return
         name = values["name"]
         if tag == "input":
             if values.get("type") in ("checkbox", "radio"):
                 if "checked" in values:
                     self._current[name] = values.get("value") or "y"
+                else:  # kept aside: ticked for the one-field-at-a-time pass, to get past the form
+                    self.unticked[name] = values.get("value") or "y"
             elif values.get("type") not in ("submit", "button", "file"):
                 self._current[name] = values.get("value", "")
         elif tag == "button" and values.get("value"):
@@ -93,8 +105,6 @@ class Forms(HTMLParser):
             self._current[name], self._textarea = "", name
         elif tag == "select":
             self._select = name
-        if tag == "option" and self._select and (self._select not in self._current or "selected" in values):
-            self._current[self._select] = values.get("value", "")
 
     def handle_endtag(self, tag):
         if tag == "form":
@@ -117,8 +127,8 @@ def _sign_in(client, world: World, where: str) -> None:
         sign_in_client(client, world.mine.users[ClientRole.RESPONSABLE])
 
 
-def _form_of(client, rule, url: str, values: dict) -> tuple[str, dict[str, str]]:
-    """The page of the route's form, and the form's fields with their defaults."""
+def _form_of(client, rule, url: str, values: dict) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The page of the route's form, the form's fields with their defaults, its unticked boxes."""
     if rule.endpoint in FORM_PAGES:
         page_url = FORM_PAGES[rule.endpoint](values)
     elif LIST_ENDPOINTS.search(rule.endpoint):
@@ -132,7 +142,7 @@ def _form_of(client, rule, url: str, values: dict) -> tuple[str, dict[str, str]]
     forms.feed(page.get_data(as_text=True) if page.mimetype == "text/html" else "")
     target = urlsplit(url).path
     fields = forms.forms.get(target) or next(iter(forms.forms.values()), {})
-    return page_url, fields
+    return page_url, fields, forms.unticked
 
 
 def _refused(client, response) -> bool:
@@ -174,7 +184,7 @@ def _fuzz(app, client, world: World, endpoint: str) -> None:
         """Signed in again with the form's fields and token, when an example signed out."""
         if not form or not session_ready():
             _sign_in(client, world, where)
-            _page_url, form["fields"] = _form_of(client, rule, url, values)
+            _page_url, form["fields"], form["unticked"] = _form_of(client, rule, url, values)
             form["fields"].setdefault("csrf_token", _token(client))
         fields = dict(form["fields"])
         if "submission_token" in fields:
@@ -183,6 +193,21 @@ def _fuzz(app, client, world: World, endpoint: str) -> None:
 
     names = sorted(set(fresh_form()) | set(EXTRA_NAMES) - {"csrf_token"})
 
+    def check(data: dict[str, str]) -> None:
+        before = database_snapshot()
+        response = client.post(url, data=data)
+        assert response.status_code < 500, (url, response.status_code, data)
+        if _refused(client, response):
+            assert database_snapshot() == before, f"a refused POST {url} changed the database: {data!r}"
+
+    for value in HOSTILE:
+        fields = fresh_form()
+        check({**fields, **dict.fromkeys(names, value), "csrf_token": fields["csrf_token"]})
+    for name in sorted(set(form["fields"]) - {"csrf_token"}):
+        for value in HOSTILE_ONE_BY_ONE:
+            fields = fresh_form()
+            check({**form["unticked"], **fields, name: value})
+
     @given(chosen=st.dictionaries(st.sampled_from(names), VALUES, max_size=len(names)),
            extra=st.dictionaries(SAFE_TEXT.filter(bool), VALUES, max_size=3),
            keep_defaults=st.booleans())
@@ -190,11 +215,7 @@ def _fuzz(app, client, world: World, endpoint: str) -> None:
         fields = fresh_form()
         data = {**(fields if keep_defaults else {}), **extra, **chosen, "csrf_token": fields["csrf_token"]}
         note(f"POST {url} {data!r}")
-        before = database_snapshot()
-        response = client.post(url, data=data)
-        assert response.status_code < 500, (url, response.status_code)
-        if _refused(client, response):
-            assert database_snapshot() == before, f"a refused POST {url} changed the database"
+        check(data)
 
     attempt()
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import joinedload
 from .. import billing
 from ..extensions import db
 from ..labels import label
-from ..models import AuditEvent, CreditEntry, Invoice, Organisation, Quote, QuoteStatus, User
-from .base import SecureModelView, SecureView
+from ..models import AuditEvent, BillingMode, CreditEntry, Invoice, Organisation, Quote, QuoteStatus, User
+from .base import ChoiceFilter, SecureModelView, SecureView
 
 PAGE_SIZE = 50
 TABS = {
@@ -102,7 +102,7 @@ class OrganisationListView(SecureModelView):
         "staff_validation_allowed": _l("Validation pour le compte autorisée"),
     }
     column_searchable_list = ()
-    column_filters = ("billing_mode",)
+    column_filters = (ChoiceFilter(Organisation.billing_mode, _l("Mode de facturation"), BillingMode),)
     column_default_sort = ("name", False)
     form_columns = ("name", "legal_form", "siren", "siret", "vat_number", "address_line1",
                     "address_line2", "postal_code", "city", "country", "billing_email",

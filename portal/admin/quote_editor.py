@@ -40,9 +40,9 @@ class LineForm(PlainForm):
     def to_input(self) -> quotes.LineInput:
         """The line for the domain; a tampered product or VAT choice is refused as such."""
         product, vat = self.product_id.data or "", self.vat_rate_bp.data or ""
-        if product and not product.isdigit():
+        if product and not product.isdecimal():
             raise UnknownProduct()
-        if vat and not vat.isdigit():
+        if vat and not vat.isdecimal():
             raise InvalidVatRate()
         return quotes.LineInput(
             product_id=int(product) if product else None,
@@ -232,7 +232,7 @@ def _draft_fields(form: QuoteForm) -> dict:
     if not lines:
         raise EmptyQuote()
     recipient_id = form.recipient_id.data or ""
-    if recipient_id and not recipient_id.isdigit():
+    if recipient_id and not recipient_id.isdecimal():
         raise InvalidRecipient()
     recipient = db.session.get(User, int(recipient_id)) if recipient_id else None
     return {"lines": lines, "recipient": recipient, "title": form.title.data or "",

@@ -122,7 +122,7 @@ def _requested_items(products: list[Product]) -> list[tuple[int, int]]:
         raw = (request.form.get(f"quantity-{product.id}") or "").strip()
         if not raw:
             continue
-        if not raw.isdigit():
+        if not raw.isdecimal():
             raise InvalidInput(_("Quantité invalide pour « %(name)s » : saisissez un nombre entier.",
                                 name=product.name))
         if int(raw) > 0:

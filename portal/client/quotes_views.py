@@ -117,7 +117,7 @@ def decide(quote_id: int):
 
 def _record_decision(quote: Quote, form: DecisionForm, action: str):
     terms_id = form.terms_version_id.data
-    terms = db.session.get(TermsVersion, int(terms_id)) if (terms_id or "").isdigit() else None
+    terms = db.session.get(TermsVersion, int(terms_id)) if (terms_id or "").isdecimal() else None
     channel = Channel.EMAIL_LINK if session.get(LINK_SESSION_KEY) == quote.id else Channel.PORTAL
     arguments = dict(actor=current_user, terms_version=terms, channel=channel,
                      ip=request.remote_addr, user_agent=request.user_agent.string)
