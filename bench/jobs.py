@@ -144,9 +144,18 @@ def _close_in_this_process(url: str, period: str) -> dict:
         summary = monthly.close_month(period)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         db.engine.dispose()
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"seconds": elapsed, "cpu_seconds": cpu, "invoices": len(summary.invoices),
-            "failures": len(summary.failures), "peak_rss_mb": peak_kib / 1024}
+            "failures": len(summary.failures), "peak_rss_mb": _peak_rss_kib() / 1024}
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak resident memory. VmHWM, not getrusage's ru_maxrss: the latter keeps,
+    across fork and exec, the parent's peak (here, the generator's)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
 def measure_close(url: str, organisations: int, quotes: int) -> dict:

@@ -13,6 +13,8 @@ from flask import Flask, Response, abort, current_app, g, request
 
 DEFAULT_STRIPE_JS_URL = "https://js.stripe.com/v3/"
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
+# Real Stripe.js opens its 3-D Secure challenge frames from this origin, not from js.stripe.com.
+STRIPE_3DS_FRAMES = {"https://js.stripe.com": "https://hooks.stripe.com"}
 # Pages whose URL carries a one-time token: never cached, never sent as a referrer.
 TOKEN_ENDPOINTS = frozenset({"client.magic_link", "client.consume_link", "client.invitation"})
 # Access loggers that would otherwise write those tokens to disk with the request line.
@@ -75,6 +77,8 @@ def content_security_policy(nonce: str, *, portal: bool) -> str:
         stripe_js = origin(config.get("STRIPE_JS_URL") or DEFAULT_STRIPE_JS_URL)
         scripts.append(stripe_js)
         frames.append(stripe_js)
+        if stripe_js in STRIPE_3DS_FRAMES:
+            frames.append(STRIPE_3DS_FRAMES[stripe_js])
         connects.append(origin(config.get("STRIPE_API_BASE") or DEFAULT_STRIPE_API_BASE))
         ancestors = frame_ancestors(config.get("PORTAL_FRAME_ANCESTORS"))
     directives = {

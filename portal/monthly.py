@@ -238,9 +238,10 @@ def close_organisation_month(
     invoice = billing.issue_invoice(organisation=organisation, lines=lines, now=now,
                                     billing_period=period,
                                     sale_date=next_month - timedelta(days=1))
+    quote_table = Quote.__table__  # a plain UPDATE: no ORM synchronisation to do (none loaded)
     db.session.execute(
-        update(Quote).where(Quote.id.in_([quote.quote_id for quote in quotes]))
-        .values(monthly_invoice_id=invoice.id).execution_options(synchronize_session=False)
+        update(quote_table).where(quote_table.c.id.in_([quote.quote_id for quote in quotes]))
+        .values(monthly_invoice_id=invoice.id)
     )
     audit.record("invoice.issued", invoice, actor=actor, organisation_id=organisation_id,
                  number=invoice.number, period=period, quotes=[quote.reference for quote in quotes])

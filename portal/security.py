@@ -6,12 +6,15 @@ from urllib.parse import urlsplit
 
 
 def safe_next_url(candidate: str | None, fallback: str) -> str:
-    """`candidate` if it is a path on this site, else `fallback` (no open redirect)."""
+    """`candidate` if it is a path on this site, else `fallback` (no open redirect). Control
+    characters are refused: browsers drop a tab or newline inside a URL, turning "/<tab>/host"
+    into "//host"."""
     if not candidate:
         return fallback
     candidate = candidate.strip()
     parts = urlsplit(candidate)
     if (parts.scheme or parts.netloc or not candidate.startswith("/")
-            or candidate.startswith("//") or "\\" in candidate):
+            or candidate.startswith("//") or "\\" in candidate
+            or any(ord(char) < 32 or ord(char) == 127 for char in candidate)):
         return fallback
     return candidate

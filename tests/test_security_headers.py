@@ -123,7 +123,8 @@ def test_stripe_js_is_named_exactly_and_only_on_the_portal(app, client, world, m
     monkeypatch.setitem(app.config, "STRIPE_API_BASE", "https://api.stripe.com")
     production = policy(client.get("/espace-client/devis"))
     assert "https://js.stripe.com" in production["script-src"]
-    assert production["frame-src"] == ["'self'", "https://js.stripe.com"]
+    # hooks.stripe.com: real Stripe's 3-D Secure challenge frames
+    assert production["frame-src"] == ["'self'", "https://js.stripe.com", "https://hooks.stripe.com"]
     assert production["connect-src"] == ["'self'", "https://api.stripe.com"]
     sign_in_client(client, world.admin)
     admin_csp = policy(client.get("/admin/"))
