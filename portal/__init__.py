@@ -56,7 +56,10 @@ def register_proxy_fix(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from . import auth  # noqa: F401  (registers the user loader)
+    from . import (
+        auth,  # noqa: F401  (registers the user loader)
+        i18n,
+    )
     from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 
     db.init_app(app)
@@ -65,6 +68,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    i18n.install(app)
     mail.init_app(app)
     limiter.init_app(app)
 

@@ -39,3 +39,38 @@ def test_pages_speak_french_by_default_and_english_on_request(client):
     assert "Se connecter" in french
     english = client.get("/admin/connexion", headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert "Se connecter" not in english.get_data(as_text=True)
+
+
+def test_templates_follow_a_locale_forced_inside_a_request(app):
+    """Templates look the catalogue up once per request and locale: an email rendered in French
+    during an English request (`force_locale`) is French, and the page around it stays English."""
+    from flask import render_template_string
+    from flask_babel import force_locale, refresh
+
+    line = "{{ _('Quantité') }}"
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        refresh()  # the fixture's app context outlives this request's: forget its locale
+        assert render_template_string(line) == "Quantity"
+        with force_locale("fr"):
+            assert render_template_string(line) == "Quantité"
+        assert render_template_string(line) == "Quantity"
+
+
+def test_wtforms_messages_follow_the_request_locale(app):
+    """WTForms' own messages come from a catalogue read once per process and locale."""
+    from flask_babel import refresh
+    from flask_wtf import FlaskForm
+    from werkzeug.datastructures import MultiDict
+    from wtforms import IntegerField
+
+    class QuantityForm(FlaskForm):
+        quantity = IntegerField()
+
+    for language, expected in (("fr", "N'est pas un entier valide."), ("en", "Not a valid integer value."),
+                               ("fr", "N'est pas un entier valide.")):
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            refresh()  # the fixture's app context outlives this request's: forget its locale
+            app.preprocess_request()
+            form = QuantityForm(formdata=MultiDict({"quantity": "douze"}), meta={"csrf": False})
+            form.validate()
+            assert form.quantity.errors == [expected]

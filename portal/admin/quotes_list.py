@@ -61,6 +61,8 @@ class QuoteListView(SecureModelView):
     can_create = False
     can_edit = False
     can_view_details = False
+    column_display_actions = False  # a row has no action: its reference opens the quote editor
+    list_template = "admin/quote_list.html"
     column_list = ("number", "organisation", "title", "status", "total_ttc_cents", "valid_until",
                    "sent_at")
     column_select_related_list = (Quote.organisation,)
@@ -84,6 +86,16 @@ class QuoteListView(SecureModelView):
         "valid_until": date_cell,
         "sent_at": date_cell,
     }
+
+    def row_cells(self, row: Quote) -> Markup:
+        """The `<td>` cells of a row, as Flask-Admin's list template renders them: the declared
+        formatter of each column, else its escaped value ("" for none)."""
+        cells = []
+        for name, _label in self._list_columns:
+            formatter = self.column_formatters.get(name)
+            value = formatter(self, None, row, name) if formatter else getattr(row, name)
+            cells.append(f'<td class="col-{name}">{escape("" if value is None else value)}</td>')
+        return Markup("".join(cells))
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
         """The organisation's name contains the text (as the home's search). The matching
