@@ -89,16 +89,26 @@ def next_number(series: str, year: int) -> str:
     """Take the next number of a series; the counter row stays locked until the caller commits.
 
     The increment is an UPDATE on one row, so a concurrent issuer waits for our commit and a
-    rollback gives the number back: the series has no gap and no duplicate.
+    rollback gives the number back: the series has no gap and no duplicate. The row is created
+    only when the UPDATE finds none (a series' first number of the year): one statement, not two,
+    while the lock is contended.
     """
-    _ensure_counter(series, year)
-    value = db.session.execute(
-        update(NumberCounter)
-        .where(NumberCounter.series == series, NumberCounter.year == year)
-        .values(last_value=NumberCounter.last_value + 1)
-        .returning(NumberCounter.last_value)
-    ).scalar_one()
+    value = _increment_counter(series, year)
+    if value is None:
+        _ensure_counter(series, year)
+        value = _increment_counter(series, year)
     return f"{series}-{year}-{value:05d}"
+
+
+def _increment_counter(series: str, year: int) -> int | None:
+    # A Core statement: counters are never loaded as objects, so there is nothing to synchronise.
+    counter = NumberCounter.__table__
+    return db.session.execute(
+        update(counter)
+        .where(counter.c.series == series, counter.c.year == year)
+        .values(last_value=counter.c.last_value + 1)
+        .returning(counter.c.last_value)
+    ).scalar_one_or_none()
 
 
 def _ensure_counter(series: str, year: int) -> None:
@@ -176,7 +186,6 @@ def issue_invoice(
     series = INVOICE_SERIES if kind == InvoiceKind.INVOICE else CREDIT_NOTE_SERIES
     invoice = Invoice(
         kind=kind,
-        number=next_number(series, issue_date.year),
         organisation_id=organisation.id,
         quote_id=quote.id if quote else None,
         billing_period=billing_period,
@@ -193,22 +202,29 @@ def issue_invoice(
         reason=reason,
         issued_at=now or utcnow(),
     )
-    invoice.lines = [
-        InvoiceLine(
-            position=position,
-            quote_id=line.quote_id,
-            label=line.label,
-            quantity=line.quantity,
-            unit_price_cents=line.unit_price_cents,
-            vat_rate_bp=line.vat_rate_bp,
-            total_ht_cents=line.total_ht_cents,
-            total_vat_cents=line.total_vat_cents,
-        )
-        for position, line in enumerate(lines, start=1)
-    ]
+    # The number comes last: its counter row stays locked until the caller commits, so every
+    # step moved before it (the caller's pending changes too) is one concurrent issuers don't wait for.
+    db.session.flush()
+    invoice.number = next_number(series, issue_date.year)
     db.session.add(invoice)
     db.session.flush()
+    # Plain rows: a monthly invoice has dozens of lines, and ORM objects for them cost more than
+    # all the rest of the invoice; `invoice.lines` loads them when read. RETURNING, though unused,
+    # has SQLAlchemy send them as multi-row INSERTs, not one statement per line (psycopg).
+    lines_table = InvoiceLine.__table__
+    db.session.execute(insert(lines_table).returning(lines_table.c.id),
+                       _line_rows(invoice.id, lines)).close()
     return invoice
+
+
+def _line_rows(invoice_id: int, lines: list[LineDraft]) -> list[dict[str, object]]:
+    return [
+        {"invoice_id": invoice_id, "position": position, "quote_id": line.quote_id, "label": line.label,
+         "quantity": line.quantity, "unit_price_cents": line.unit_price_cents,
+         "vat_rate_bp": line.vat_rate_bp, "total_ht_cents": line.total_ht_cents,
+         "total_vat_cents": line.total_vat_cents}
+        for position, line in enumerate(lines, start=1)
+    ]
 
 
 def quote_lines_for_invoice(quote: Quote) -> list[LineDraft]:
