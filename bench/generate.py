@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -294,14 +295,22 @@ class Generator(Ledger):
                                answered=False, status="declined")
 
     def run(self) -> None:
-        self.reference_data()
-        self.organisations()
-        self.quotes()
-        self.open_requests()
-        self.invoices()
-        self.credit_ledger(self.sizes["credit_entries"])
-        self.counters(self.quote_numbers, "DV")
-        self.flush_audit()
+        """Every step in order, each reported on stderr as it ends (the large scale takes minutes)."""
+        steps = [
+            ("données de référence", self.reference_data),
+            ("organisations et utilisateurs", self.organisations),
+            ("devis et lignes", self.quotes),
+            ("demandes de devis", self.open_requests),
+            ("factures et paiements", self.invoices),
+            ("crédits", lambda: self.credit_ledger(self.sizes["credit_entries"])),
+            ("compteurs de numéros", lambda: self.counters(self.quote_numbers, "DV")),
+            ("journal d'audit", self.flush_audit),
+        ]
+        for number, (label, step) in enumerate(steps, start=1):
+            started = time.perf_counter()
+            step()
+            print(f"  [{number}/{len(steps)}] {label} : {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
 
 
 def _draw(rng: random.Random, choices) -> str:
