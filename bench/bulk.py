@@ -98,8 +98,10 @@ def ensure_indexes(url: str) -> list[str]:
                 created.append(table.name)
                 continue
             present = _index_names(table.name)
+            dialect = db.engine.dialect.name
             for index in table.indexes:
-                if index.name not in present:
+                built_here = index._ddl_if is None or index._ddl_if.dialect in (None, dialect)
+                if index.name not in present and built_here:
                     index.create(db.engine)
                     created.append(index.name)
         if created:

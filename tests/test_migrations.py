@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, make_url, text
 from portal import create_app
 from portal.config import TestConfig
 from portal.extensions import db
+from portal.models import built_on
 
 from .conftest import IS_POSTGRES
 
@@ -57,10 +58,13 @@ def test_upgrade_from_empty_matches_the_models(tmp_path):
         app = create_app(config)
         with app.app_context():
             with db.engine.connect() as connection:
-                context = MigrationContext.configure(connection, opts={"compare_type": True})
+                context = MigrationContext.configure(connection, opts={
+                    "compare_type": True, "include_object": built_on(connection.dialect.name)})
                 assert compare_metadata(context, db.metadata) == []
                 assert _invoice_triggers(connection) >= 2
-                assert "ix_organisation_lower_name" in _index_names(connection, "organisation")
+                # SQLite's name search reads this index; PostgreSQL's, the trigram index only.
+                assert (("ix_organisation_lower_name" in _index_names(connection, "organisation"))
+                        == (connection.dialect.name == "sqlite"))
             db.engine.dispose()
 
 
