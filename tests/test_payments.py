@@ -48,16 +48,27 @@ def _count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
+def accepted_invoice(world, quote) -> Invoice:
+    """`quote` accepted on the portal by the payer: the invoice it issued (committed)."""
+    quotes.accept(quote, actor=world["payer"], terms_version=world["terms"], channel=Channel.PORTAL)
+    invoice = db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
+    db.session.commit()
+    return invoice
+
+
 @pytest.fixture
 def world(make):
     """A per-order quote accepted: invoice issued for 240,00 € TTC, 20 credits to grant on payment."""
     world = make.world()
-    payer = world["users"][ClientRole.GESTIONNAIRE]
-    quotes.accept(world["quote"], actor=payer, terms_version=world["terms"], channel=Channel.PORTAL)
-    world["invoice"] = db.session.scalar(select(Invoice).where(Invoice.quote_id == world["quote"].id))
-    world["payer"] = payer
-    db.session.commit()
+    world["payer"] = world["users"][ClientRole.GESTIONNAIRE]
+    world["invoice"] = accepted_invoice(world, world["quote"])
     return world
+
+
+def another_invoice(make, world) -> Invoice:
+    """A second quote of the same organisation, accepted: its invoice."""
+    quote = make.sent_quote(world["org"], actor=world["admin"], recipient=world["payer"])
+    return accepted_invoice(world, quote)
 
 
 @pytest.fixture
@@ -368,10 +379,7 @@ def test_reconcile_without_stripe_keys_says_so(runner):
 
 def test_an_intent_of_another_invoice_is_refused_on_the_return_page(payer, world, card_payments, make):
     invoice = world["invoice"]
-    other = make.sent_quote(world["org"], actor=world["admin"], recipient=world["payer"])
-    quotes.accept(other, actor=world["payer"], terms_version=world["terms"], channel=Channel.PORTAL)
-    other_invoice = db.session.scalar(select(Invoice).where(Invoice.quote_id == other.id))
-    db.session.commit()
+    other_invoice = another_invoice(make, world)
     intent_id = checkout(payer, other_invoice)["intent"]
     card_payments.pay(intent_id)
     text = page_text(return_page(payer, invoice, intent_id))  # forged: another invoice's intent
@@ -382,10 +390,7 @@ def test_an_intent_of_another_invoice_is_refused_on_the_return_page(payer, world
 
 
 def test_a_setup_intent_of_another_invoice_is_refused(payer, world, card_payments, make):
-    other = make.sent_quote(world["org"], actor=world["admin"], recipient=world["payer"])
-    quotes.accept(other, actor=world["payer"], terms_version=world["terms"], channel=Channel.PORTAL)
-    other_invoice = db.session.scalar(select(Invoice).where(Invoice.quote_id == other.id))
-    db.session.commit()
+    other_invoice = another_invoice(make, world)
     page = checkout(payer, other_invoice)
     setup_id = card_payments.collect_card(page["setup-secret"])
     response = confirm_on_server(payer, world["invoice"], setup_id, page["csrf-token"])
@@ -397,10 +402,7 @@ def test_a_setup_intent_of_another_invoice_is_refused(payer, world, card_payment
 
 def test_a_webhook_naming_another_invoice_is_refused_and_flagged(payer, world, card_payments, make):
     invoice = world["invoice"]
-    other = make.sent_quote(world["org"], actor=world["admin"], recipient=world["payer"])
-    quotes.accept(other, actor=world["payer"], terms_version=world["terms"], channel=Channel.PORTAL)
-    other_invoice = db.session.scalar(select(Invoice).where(Invoice.quote_id == other.id))
-    db.session.commit()
+    other_invoice = another_invoice(make, world)
     intent_id = checkout(payer, invoice)["intent"]
     # Someone with access to the Stripe account points the intent at another invoice.
     card_payments.client.v1.payment_intents.update(

@@ -13,13 +13,13 @@ from collections import Counter
 from collections.abc import Callable
 from types import SimpleNamespace
 
-import pytest
 from sqlalchemy import func, select
 
-from portal import payments, quotes
+from portal import payments
 from portal.extensions import db
-from portal.models import Channel, ClientRole, Invoice, ProcessedStripeEvent, StripePaymentIntent
+from portal.models import ProcessedStripeEvent, StripePaymentIntent
 
+from . import test_payments
 from .test_payments import SUCCEEDED, checkout, paid_once
 from .web import sign_in_client
 
@@ -27,15 +27,7 @@ P = "/espace-client"
 TIMEOUT = 30
 
 
-@pytest.fixture
-def world(make):
-    world = make.world()
-    payer = world["users"][ClientRole.GESTIONNAIRE]
-    quotes.accept(world["quote"], actor=payer, terms_version=world["terms"], channel=Channel.PORTAL)
-    world["invoice"] = db.session.scalar(select(Invoice).where(Invoice.quote_id == world["quote"].id))
-    world["payer"] = payer
-    db.session.commit()
-    return world
+world = test_payments.world  # the same accepted per-order invoice (a fixture)
 
 
 def race(count: int, action: Callable[[int], object]) -> list[object]:
