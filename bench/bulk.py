@@ -22,6 +22,7 @@ from sqlalchemy import make_url
 from portal import create_app
 from portal.config import Config, DevelopmentConfig
 from portal.extensions import db
+from portal.models import index_names, is_built_on
 
 BATCH = 20_000
 
@@ -70,16 +71,6 @@ def recreate_database(url: str) -> None:
         db.engine.dispose()
 
 
-def _index_names(table: str) -> set[str]:
-    """Index names from the catalogue: reflection skips SQLite's expression indexes."""
-    if db.engine.dialect.name == "sqlite":
-        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
-    else:
-        query = "SELECT indexname FROM pg_indexes WHERE tablename = %s"
-    with db.engine.connect() as connection:
-        return {row[0] for row in connection.exec_driver_sql(query, (table,))}
-
-
 def ensure_indexes(url: str) -> list[str]:
     """Create the models' indexes missing from an existing bench database (added to the models
     after it was generated), so that the benchmark always measures the models' indexes."""
@@ -97,11 +88,10 @@ def ensure_indexes(url: str) -> list[str]:
                 table.create(db.engine)
                 created.append(table.name)
                 continue
-            present = _index_names(table.name)
-            dialect = db.engine.dialect.name
+            with db.engine.connect() as connection:
+                present = index_names(connection, table.name)
             for index in table.indexes:
-                built_here = index._ddl_if is None or index._ddl_if.dialect in (None, dialect)
-                if index.name not in present and built_here:
+                if index.name not in present and is_built_on(index, db.engine.dialect.name):
                     index.create(db.engine)
                     created.append(index.name)
         if created:

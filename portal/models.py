@@ -663,16 +663,29 @@ for _statement in SQLITE_INVOICE_TRIGGERS:
 for _statement in POSTGRESQL_INVOICE_TRIGGERS:
     event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
 
+def is_built_on(schema_item, dialect_name: str) -> bool:
+    """False for what the models create only on another database (`.ddl_if(dialect=…)`)."""
+    condition = getattr(schema_item, "_ddl_if", None)
+    return condition is None or condition.dialect in (None, dialect_name)
+
+
 def built_on(dialect_name: str):
     """Alembic's `include_object` for a database of `dialect_name`: what the models create only
-    on another database (`.ddl_if(dialect=…)`) is left out of the comparison, rather than
-    reported missing."""
+    on another database is left out of the comparison, rather than reported missing."""
 
     def include(object_, name, type_, reflected, compare_to) -> bool:
-        condition = getattr(object_, "_ddl_if", None)
-        return condition is None or condition.dialect in (None, dialect_name)
+        return is_built_on(object_, dialect_name)
 
     return include
+
+
+def index_names(connection, table: str) -> set[str]:
+    """A table's index names, from the catalogue: reflection skips SQLite's expression indexes."""
+    if connection.dialect.name == "sqlite":
+        query = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table")
+    else:
+        query = text("SELECT indexname FROM pg_indexes WHERE tablename = :table")
+    return set(connection.execute(query, {"table": table}).scalars())
 
 
 # ix_organisation_name_trgm needs the pg_trgm extension (trusted: the database owner may create it).

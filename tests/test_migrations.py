@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, make_url, text
 from portal import create_app
 from portal.config import TestConfig
 from portal.extensions import db
-from portal.models import built_on
+from portal.models import built_on, index_names
 
 from .conftest import IS_POSTGRES
 
@@ -63,7 +63,7 @@ def test_upgrade_from_empty_matches_the_models(tmp_path):
                 assert compare_metadata(context, db.metadata) == []
                 assert _invoice_triggers(connection) >= 2
                 # SQLite's name search reads this index; PostgreSQL's, the trigram index only.
-                assert (("ix_organisation_lower_name" in _index_names(connection, "organisation"))
+                assert (("ix_organisation_lower_name" in index_names(connection, "organisation"))
                         == (connection.dialect.name == "sqlite"))
             db.engine.dispose()
 
@@ -76,11 +76,3 @@ def _invoice_triggers(connection) -> int:
                  "AND tgrelid::regclass::text IN ('invoice', 'invoice_line')")
     return connection.execute(text(query)).scalar_one()
 
-
-def _index_names(connection, table: str) -> set[str]:
-    """Index names read from the catalogue (expression indexes included, unlike reflection)."""
-    if connection.dialect.name == "sqlite":
-        query = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table")
-    else:
-        query = text("SELECT indexname FROM pg_indexes WHERE tablename = :table")
-    return set(connection.execute(query, {"table": table}).scalars())
