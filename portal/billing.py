@@ -86,27 +86,32 @@ def format_amount(cents: int) -> str:
 
 
 def next_number(series: str, year: int) -> str:
-    """Take the next number of a series; the counter row stays locked until the caller commits.
+    """Take the next number of a series; the counter row stays locked until the caller commits."""
+    return next_numbers(series, year, 1)[0]
+
+
+def next_numbers(series: str, year: int, count: int) -> list[str]:
+    """Take the next `count` numbers of a series; the counter row stays locked until the caller commits.
 
     The increment is an UPDATE on one row, so a concurrent issuer waits for our commit and a
-    rollback gives the number back: the series has no gap and no duplicate. The row is created
+    rollback gives the numbers back: the series has no gap and no duplicate. The row is created
     only when the UPDATE finds none (a series' first number of the year): one statement, not two,
     while the lock is contended.
     """
-    value = _increment_counter(series, year)
-    if value is None:
+    last = _increment_counter(series, year, count)
+    if last is None:
         _ensure_counter(series, year)
-        value = _increment_counter(series, year)
-    return f"{series}-{year}-{value:05d}"
+        last = _increment_counter(series, year, count)
+    return [f"{series}-{year}-{value:05d}" for value in range(last - count + 1, last + 1)]
 
 
-def _increment_counter(series: str, year: int) -> int | None:
+def _increment_counter(series: str, year: int, count: int) -> int | None:
     # A Core statement: counters are never loaded as objects, so there is nothing to synchronise.
     counter = NumberCounter.__table__
     return db.session.execute(
         update(counter)
         .where(counter.c.series == series, counter.c.year == year)
-        .values(last_value=counter.c.last_value + 1)
+        .values(last_value=counter.c.last_value + count)
         .returning(counter.c.last_value)
     ).scalar_one_or_none()
 
@@ -179,17 +184,41 @@ def issue_invoice(
     reason: str | None = None,
 ) -> Invoice:
     """Issue a numbered invoice or credit note with frozen seller and buyer identities."""
+    invoice = _unnumbered_invoice(
+        organisation, lines, seller_snapshot(), kind=kind, now=now, billing_period=billing_period,
+        sale_date=sale_date, quote_id=quote.id if quote else None,
+        credited_invoice_id=credited_invoice.id if credited_invoice else None, reason=reason)
+    _number_and_insert([(invoice, lines)])
+    return invoice
+
+
+def issue_monthly_invoices(
+    batch: list[tuple[Organisation, list[LineDraft]]], *, period: str, sale_date: date,
+    now: datetime | None = None,
+) -> list[Invoice]:
+    """Issue the consolidated invoices of several organisations for `period`, numbered in the
+    order given: the seller's settings are read once and each table gets one INSERT."""
+    seller = seller_snapshot()
+    drafts = [(_unnumbered_invoice(organisation, lines, seller, kind=InvoiceKind.INVOICE, now=now,
+                                   billing_period=period, sale_date=sale_date), lines)
+              for organisation, lines in batch]
+    _number_and_insert(drafts)
+    return [invoice for invoice, _ in drafts]
+
+
+def _unnumbered_invoice(organisation: Organisation, lines: list[LineDraft], seller: dict[str, str], *,
+                        kind: InvoiceKind, now: datetime | None, billing_period: str | None,
+                        sale_date: date | None, quote_id: int | None = None,
+                        credited_invoice_id: int | None = None, reason: str | None = None) -> Invoice:
     if not lines:
         raise InvalidInput("Une facture doit comporter au moins une ligne.")
-    seller = seller_snapshot()
     issue_date = paris_today(now)
-    series = INVOICE_SERIES if kind == InvoiceKind.INVOICE else CREDIT_NOTE_SERIES
-    invoice = Invoice(
+    return Invoice(
         kind=kind,
         organisation_id=organisation.id,
-        quote_id=quote.id if quote else None,
+        quote_id=quote_id,
         billing_period=billing_period,
-        credited_invoice_id=credited_invoice.id if credited_invoice else None,
+        credited_invoice_id=credited_invoice_id,
         status=InvoiceStatus.ISSUED,
         issue_date=issue_date,
         due_date=issue_date + timedelta(days=organisation.payment_terms_days),
@@ -202,19 +231,26 @@ def issue_invoice(
         reason=reason,
         issued_at=now or utcnow(),
     )
-    # The number comes last: its counter row stays locked until the caller commits, so every
-    # step moved before it (the caller's pending changes too) is one concurrent issuers don't wait for.
+
+
+def _number_and_insert(drafts: list[tuple[Invoice, list[LineDraft]]]) -> None:
+    """Number the invoices (all of one kind and issue date) in order, then insert them and their lines."""
+    # The numbers come last: their counter row stays locked until the caller commits, so every step
+    # moved before them (the caller's pending changes too) is one concurrent issuers don't wait for.
     db.session.flush()
-    invoice.number = next_number(series, issue_date.year)
-    db.session.add(invoice)
+    first = drafts[0][0]
+    series = INVOICE_SERIES if first.kind == InvoiceKind.INVOICE else CREDIT_NOTE_SERIES
+    numbers = next_numbers(series, first.issue_date.year, len(drafts))
+    for (invoice, _), number in zip(drafts, numbers, strict=True):
+        invoice.number = number
+    db.session.add_all(invoice for invoice, _ in drafts)
     db.session.flush()
     # Plain rows: a monthly invoice has dozens of lines, and ORM objects for them cost more than
     # all the rest of the invoice; `invoice.lines` loads them when read. RETURNING, though unused,
     # has SQLAlchemy send them as multi-row INSERTs, not one statement per line (psycopg).
     lines_table = InvoiceLine.__table__
-    db.session.execute(insert(lines_table).returning(lines_table.c.id),
-                       _line_rows(invoice.id, lines)).close()
-    return invoice
+    rows = [row for invoice, lines in drafts for row in _line_rows(invoice.id, lines)]
+    db.session.execute(insert(lines_table).returning(lines_table.c.id), rows).close()
 
 
 def _line_rows(invoice_id: int, lines: list[LineDraft]) -> list[dict[str, object]]:
@@ -276,12 +312,19 @@ def notify_invoice_issued(invoice: Invoice, *, template: str) -> None:
     """Queue the 'invoice issued' email to each of the organisation's invoice contacts."""
     recipient = invoice.quote.recipient if invoice.quote else None
     for address in invoice_contacts(invoice.organisation, recipient):
-        mail.enqueue(
-            recipient=address,
-            template=template,
-            context={"invoice_id": invoice.id},
-            dedupe_key=f"{template}:{invoice.id}:{address}",
-        )
+        mail.enqueue(**_invoice_email(invoice, address, template))
+
+
+def new_invoice_emails(invoice: Invoice, organisation: Organisation, *, template: str) -> list:
+    """The 'invoice issued' emails of an invoice issued in this transaction, not yet added
+    (`mail.new_email`): to the organisation's invoice contacts."""
+    return [mail.new_email(**_invoice_email(invoice, address, template))
+            for address in invoice_contacts(organisation)]
+
+
+def _invoice_email(invoice: Invoice, address: str, template: str) -> dict:
+    return {"recipient": address, "template": template, "context": {"invoice_id": invoice.id},
+            "dedupe_key": f"{template}:{invoice.id}:{address}"}
 
 
 def record_payment(

@@ -82,7 +82,9 @@ def billing_cli() -> None:
 
 @billing_cli.command("close-month", help="Émet les factures mensuelles consolidées d'un mois échu.")
 @click.option("--period", default=None, help="Mois à facturer, AAAA-MM (par défaut : le mois précédent).")
-def close_month(period: str | None) -> None:
+@click.option("--batch-size", default=monthly.BATCH, show_default=True, type=click.IntRange(min=1),
+              help="Organisations facturées par transaction.")
+def close_month(period: str | None, batch_size: int) -> None:
     period = period or monthly.previous_period()
     try:
         monthly.check_closable(period)
@@ -91,7 +93,8 @@ def close_month(period: str | None) -> None:
     organisation_ids = monthly.pending_organisation_ids(period)
     with click.progressbar(length=len(organisation_ids), label=f"Clôture {period}",
                            file=sys.stderr) as bar:
-        summary = monthly.close_month(period, on_organisation_done=lambda _: bar.update(1))
+        summary = monthly.close_month(period, on_organisation_done=lambda _: bar.update(1),
+                                      batch_size=batch_size)
     click.echo(f"Période {period} : {len(summary.invoices)} facture(s) émise(s), "
                f"{summary.already_billed} organisation(s) déjà facturée(s), "
                f"{len(summary.failures)} échec(s).")

@@ -74,12 +74,16 @@ def enqueue(*, recipient: str, template: str, context: dict[str, Any], dedupe_ke
     existing = db.session.scalar(select(OutboxEmail).where(OutboxEmail.dedupe_key == dedupe_key))
     if existing is not None:
         return existing
-    email = OutboxEmail(
-        recipient=recipient, template=template, context=context, dedupe_key=dedupe_key
-    )
+    email = new_email(recipient=recipient, template=template, context=context, dedupe_key=dedupe_key)
     db.session.add(email)
     db.session.flush()
     return email
+
+
+def new_email(*, recipient: str, template: str, context: dict[str, Any], dedupe_key: str) -> OutboxEmail:
+    """An outbox row, not yet added, for a dedupe key no row can have yet (it names a row created in
+    this transaction): jobs add many in one INSERT, without `enqueue`'s lookup."""
+    return OutboxEmail(recipient=recipient, template=template, context=context, dedupe_key=dedupe_key)
 
 
 def enqueue_with_magic_link(*, user: User, quote: Quote, template: str, dedupe_key: str,

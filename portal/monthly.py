@@ -1,9 +1,11 @@
 """The monthly close: one consolidated invoice per organisation and month (billing, monthly mode).
 
-`close_month` is a job, not an action: it commits each organisation in its own transaction so a
-crash loses nothing already billed and a rerun bills only what remains. Running it twice, or in
-two processes at once, bills each organisation-month once: the organisation row is locked while
-it is billed, and a unique constraint on (organisation, period) backs that up.
+`close_month` is a job, not an action: it commits a batch of organisations at a time, so a crash
+loses at most the batch in progress and a rerun bills only what remains. Running it twice, or in
+two processes at once, bills each organisation-month once: the organisation rows are locked while
+they are billed, and a unique constraint on (organisation, period) backs that up. A batch holds the
+invoice number counter from its numbers to its commit: concurrent acceptances that issue an
+invoice wait that long (a few tens of milliseconds for a batch).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -32,7 +34,7 @@ from .models import (
 )
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-CHUNK = 500  # organisations whose quotes the close reads in one query
+BATCH = 100  # organisations billed in one transaction: one INSERT per table for all their invoices
 
 
 def period_bounds(period: str) -> tuple[date, date]:
@@ -116,27 +118,112 @@ def close_month(
     actor: User | None = None,
     now: datetime | None = None,
     on_organisation_done: Callable[[int], None] | None = None,
+    batch_size: int = BATCH,
 ) -> CloseSummary:
-    """Bill every organisation's accepted monthly quotes of `period`; commits per organisation.
+    """Bill every organisation's accepted monthly quotes of `period`; commits every `batch_size`
+    organisations, then calls `on_organisation_done` for each of them.
 
-    The quotes and lines are read CHUNK organisations at a time, before their transactions; each
-    organisation's transaction then locks it and checks, in one statement, that it is not billed
-    yet and that its quotes are still those read (else it reads them again, under the lock).
+    A batch that fails (an organisation's data refused, a concurrent runner's invoice) is rolled
+    back and its organisations are billed again one transaction each, so that a failure is that
+    organisation's only.
     """
     check_closable(period, now)
     organisation_ids = pending_organisation_ids(period)
-    db.session.rollback()  # end the read transaction before the per-organisation ones
+    db.session.rollback()  # end the read transaction before the billing ones
     summary = CloseSummary(period)
-    for start in range(0, len(organisation_ids), CHUNK):
-        chunk = organisation_ids[start:start + CHUNK]
-        prefetched = _unbilled_lines(period, chunk)
-        db.session.rollback()
-        for organisation_id in chunk:
-            _close_one(organisation_id, period, summary, actor=actor, now=now,
-                       prefetched=prefetched.get(organisation_id, []))
-            if on_organisation_done is not None:
+    actor_id = actor.id if actor else None
+    for start in range(0, len(organisation_ids), batch_size):
+        batch = organisation_ids[start:start + batch_size]
+        _close_batch(batch, period, summary, actor_id=actor_id, now=now)
+        if on_organisation_done is not None:
+            for organisation_id in batch:
                 on_organisation_done(organisation_id)
     return summary
+
+
+def _close_batch(batch: list[int], period: str, summary: CloseSummary, *,
+                 actor_id: int | None, now: datetime | None) -> None:
+    try:
+        _plan_each_statement()
+        actor = db.session.get(User, actor_id) if actor_id else None
+        invoices = close_organisations_month(batch, period, actor=actor, now=now)
+        numbers = [invoice.number if invoice else None for invoice in invoices.values()]
+        db.session.commit()
+    except (IntegrityError, DomainError) as error:
+        db.session.rollback()
+        if len(batch) > 1:
+            for organisation_id in batch:
+                _close_batch([organisation_id], period, summary, actor_id=actor_id, now=now)
+        elif isinstance(error, DomainError):
+            summary.failures.append((batch[0], str(error)))
+        elif _already_invoiced(batch[0], period):
+            summary.already_billed += 1  # another runner billed it first
+        else:
+            summary.failures.append((batch[0], str(error.orig)))
+        return
+    summary.invoices.extend(number for number in numbers if number)
+    summary.already_billed += numbers.count(None)
+
+
+def _plan_each_statement() -> None:
+    """PostgreSQL: plan each statement of this transaction for the data it runs on.
+
+    Foreign-key checks are cached plans. Cached while the invoice table was nearly empty (the
+    first close of a database, statistics not refreshed since), the check of each quote's and
+    line's invoice scans that whole table, and the close grows quadratically with its size.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+def _already_invoiced(organisation_id: int, period: str) -> bool:
+    return db.session.scalar(_invoiced_query(period, [organisation_id])) is not None
+
+
+def _invoiced_query(period: str, organisation_ids: list[int]):
+    return select(Invoice.organisation_id).where(
+        Invoice.organisation_id.in_(organisation_ids), Invoice.billing_period == period,
+        Invoice.kind == InvoiceKind.INVOICE)
+
+
+def close_organisations_month(
+    organisation_ids: list[int], period: str, *, actor: User | None = None,
+    now: datetime | None = None,
+) -> dict[int, Invoice | None]:
+    """Issue these organisations' invoices for `period`, numbered in id order; flushes only.
+
+    Returns each organisation's invoice, or None if it was billed already or has nothing to bill.
+    The organisations are locked first, in id order (as every runner does: two never deadlock),
+    then their unbilled quotes are read under the locks; only the quotes read are marked billed, so
+    none is marked without being on the invoice.
+    """
+    # Their users come along (the invoice's email goes to them); only the organisations are locked.
+    organisations = db.session.scalars(
+        select(Organisation).where(Organisation.id.in_(organisation_ids)).order_by(Organisation.id)
+        .options(joinedload(Organisation.users)).with_for_update(of=Organisation)
+    ).unique().all()
+    unbilled = _unbilled_lines(period, organisation_ids)
+    billed = set(db.session.scalars(_invoiced_query(period, organisation_ids)))
+    to_bill = [(organisation, unbilled[organisation.id]) for organisation in organisations
+               if organisation.id in unbilled and organisation.id not in billed]
+    result: dict[int, Invoice | None] = dict.fromkeys(organisation_ids)
+    if not to_bill:
+        return result
+    _, next_month = period_bounds(period)
+    invoices = billing.issue_monthly_invoices(
+        [(organisation, _invoice_lines(quotes)) for organisation, quotes in to_bill],
+        period=period, sale_date=next_month - timedelta(days=1), now=now)
+    billed_now = list(zip(invoices, to_bill, strict=True))
+    _mark_quotes_billed(billed_now)
+    for invoice, (organisation, quotes) in billed_now:
+        db.session.add(audit.event_for(
+            "invoice.issued", invoice, actor=actor, organisation_id=organisation.id,
+            number=invoice.number, period=period, quotes=[quote.reference for quote in quotes]))
+        db.session.add_all(billing.new_invoice_emails(invoice, organisation,
+                                                      template="monthly_invoice_issued"))
+        result[organisation.id] = invoice
+    db.session.flush()
+    return result
 
 
 @dataclass(frozen=True)
@@ -169,93 +256,21 @@ def _unbilled_lines(period: str, organisation_ids: list[int]) -> dict[int, list[
     return found
 
 
-def _close_one(organisation_id: int, period: str, summary: CloseSummary, *,
-               actor: User | None, now: datetime | None, prefetched: list[_QuoteLines]) -> None:
-    actor_id = actor.id if actor else None
-    try:
-        _plan_each_statement()
-        actor_in_session = db.session.get(User, actor_id) if actor_id else None
-        invoice = close_organisation_month(organisation_id, period, actor=actor_in_session, now=now,
-                                           prefetched=prefetched)
-        number = invoice.number if invoice else None
-        db.session.commit()
-    except IntegrityError as error:
-        db.session.rollback()
-        if not _already_invoiced(organisation_id, period):
-            summary.failures.append((organisation_id, str(error.orig)))
-            return
-        number = None  # another runner billed it first
-    except DomainError as error:
-        db.session.rollback()
-        summary.failures.append((organisation_id, str(error)))
-        return
-    if number:
-        summary.invoices.append(number)
-    else:
-        summary.already_billed += 1
-
-
-def _plan_each_statement() -> None:
-    """PostgreSQL: plan each statement of this transaction for the data it runs on.
-
-    Foreign-key checks are cached plans. Cached while the invoice table was nearly empty (the
-    first close of a database, statistics not refreshed since), the check of each quote's and
-    line's invoice scans that whole table, and the close grows quadratically with its size.
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-
-
-def _invoiced_statement(organisation_id: int, period: str):
-    return select(Invoice.id).where(Invoice.organisation_id == organisation_id,
-                                    Invoice.billing_period == period, Invoice.kind == InvoiceKind.INVOICE)
-
-
-def _already_invoiced(organisation_id: int, period: str) -> bool:
-    return db.session.scalar(_invoiced_statement(organisation_id, period)) is not None
-
-
-def close_organisation_month(
-    organisation_id: int, period: str, *, actor: User | None = None, now: datetime | None = None,
-    prefetched: list[_QuoteLines] | None = None,
-) -> Invoice | None:
-    """Issue one organisation's invoice for `period` (None if already billed); flushes only.
-
-    `prefetched`: its unbilled quotes as read before this transaction (`_unbilled_lines`); they
-    are used only if, under the organisation's lock, the same number of quotes is still unbilled.
-    The set can only grow meanwhile (a quote leaves it only with the invoice checked here).
-    """
-    # Its users come along (the invoice's email goes to them); only the organisation is locked.
-    organisation = db.session.scalars(
-        select(Organisation).where(Organisation.id == organisation_id)
-        .options(joinedload(Organisation.users)).with_for_update(of=Organisation)
-    ).unique().one()
-    # A statement after the lock: it sees what a concurrent runner committed before releasing it.
-    unbilled = _unbilled_quotes_query(period).where(Quote.organisation_id == organisation_id)
-    already, pending = db.session.execute(select(
-        _invoiced_statement(organisation_id, period).exists(),
-        select(func.count()).select_from(unbilled.subquery()).scalar_subquery(),
-    )).one()
-    if already or not pending:
-        return None
-    quotes = prefetched if prefetched and len(prefetched) == pending else (
-        _unbilled_lines(period, [organisation_id]).get(organisation_id, []))
-    first, next_month = period_bounds(period)
-    lines = [
+def _invoice_lines(quotes: list[_QuoteLines]) -> list[billing.LineDraft]:
+    return [
         billing.LineDraft(label=f"{quote.reference} — {label}", quantity=quantity,
                           unit_price_cents=unit_price_cents, vat_rate_bp=vat_rate_bp,
                           quote_id=quote.quote_id)
         for quote in quotes for label, quantity, unit_price_cents, vat_rate_bp in quote.lines
     ]
-    invoice = billing.issue_invoice(organisation=organisation, lines=lines, now=now,
-                                    billing_period=period,
-                                    sale_date=next_month - timedelta(days=1))
-    quote_table = Quote.__table__  # a plain UPDATE: no ORM synchronisation to do (none loaded)
+
+
+def _mark_quotes_billed(billed_now: list[tuple[Invoice, tuple[Organisation, list[_QuoteLines]]]]) -> None:
+    # One UPDATE sent for many rows (executemany); a plain table: no ORM object to synchronise.
+    quote_table = Quote.__table__
     db.session.execute(
-        update(quote_table).where(quote_table.c.id.in_([quote.quote_id for quote in quotes]))
-        .values(monthly_invoice_id=invoice.id)
+        update(quote_table).where(quote_table.c.id == bindparam("billed_quote_id"))
+        .values(monthly_invoice_id=bindparam("billing_invoice_id")),
+        [{"billed_quote_id": quote.quote_id, "billing_invoice_id": invoice.id}
+         for invoice, (_, quotes) in billed_now for quote in quotes],
     )
-    audit.record("invoice.issued", invoice, actor=actor, organisation_id=organisation_id,
-                 number=invoice.number, period=period, quotes=[quote.reference for quote in quotes])
-    billing.notify_invoice_issued(invoice, template="monthly_invoice_issued")
-    return invoice

@@ -245,7 +245,7 @@ def _monthly_world(make, **seller_overrides):
     quotes.accept(
         second, actor=manager, terms_version=cgv, channel=Channel.EMAIL_LINK, now=datetime(2026, 3, 20, 15)
     )
-    invoice = monthly.close_organisation_month(org.id, "2026-03", now=datetime(2026, 4, 1, 6))
+    invoice = monthly.close_organisations_month([org.id], "2026-03", now=datetime(2026, 4, 1, 6))[org.id]
     db.session.commit()
     return {"admin": admin, "terms": cgv, "org": org, "quotes": [first, second], "invoice": invoice}
 

@@ -135,7 +135,7 @@ def test_every_template_is_delivered_in_french_with_both_parts(app, make, smtp_s
     monthly_quote = make.sent_quote(monthly_org, actor=admin, recipient=monthly_user, now=SENT_AT)
     quotes.accept(monthly_quote, actor=monthly_user, terms_version=cgv, channel=Channel.PORTAL,
                   now=SENT_AT + timedelta(days=1))
-    monthly.close_organisation_month(monthly_org.id, "2026-03")
+    monthly.close_organisations_month([monthly_org.id], "2026-03")
     reminded = make.sent_quote(org, actor=admin, recipient=manager, now=SENT_AT)
     assert quotes.remind_expiring(now=SENT_AT + timedelta(days=23)) == 1
     db.session.commit()

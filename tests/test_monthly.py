@@ -7,8 +7,8 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from portal import monthly, quotes
-from portal.exceptions import InvalidPeriod
+from portal import billing, monthly, quotes
+from portal.exceptions import InvalidInput, InvalidPeriod
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -77,7 +77,7 @@ def test_close_month_is_idempotent(make, billing_world):
 
 def test_a_crash_midway_is_resumed_by_a_rerun(make, billing_world):
     admin, terms = billing_world
-    for _ in range(4):
+    for _ in range(5):
         _monthly_org_with_quotes(make, admin, terms, 1)
     db.session.commit()
     done = []
@@ -88,13 +88,37 @@ def test_a_crash_midway_is_resumed_by_a_rerun(make, billing_world):
             raise RuntimeError("simulated crash")
 
     with pytest.raises(RuntimeError):
-        monthly.close_month("2026-03", now=CLOSE_AT, on_organisation_done=crash_after_two)
+        monthly.close_month("2026-03", now=CLOSE_AT, on_organisation_done=crash_after_two, batch_size=2)
     db.session.rollback()
-    assert _count(Invoice) == 2
-    monthly.close_month("2026-03", now=CLOSE_AT)
-    assert _count(Invoice) == 4
+    assert _count(Invoice) == 2  # the first batch, committed before its organisations were reported
+    monthly.close_month("2026-03", now=CLOSE_AT, batch_size=2)
+    assert _count(Invoice) == 5
     numbers = sorted(db.session.scalars(select(Invoice.number)))
-    assert numbers == [f"FA-2026-0000{n}" for n in range(1, 5)]
+    assert numbers == [f"FA-2026-0000{n}" for n in range(1, 6)]
+
+
+def test_an_organisation_refused_in_a_batch_leaves_the_others_billed(make, billing_world, monkeypatch):
+    admin, terms = billing_world
+    orgs = [_monthly_org_with_quotes(make, admin, terms, 2)[0] for _ in range(3)]
+    db.session.commit()
+    refused_id = orgs[1].id
+    buyer_snapshot = billing.buyer_snapshot
+
+    def refuse_one(organisation):  # fault injected: this organisation's invoice cannot be issued
+        if organisation.id == refused_id:
+            raise InvalidInput("Organisation incomplète.")
+        return buyer_snapshot(organisation)
+
+    monkeypatch.setattr(billing, "buyer_snapshot", refuse_one)
+    summary = monthly.close_month("2026-03", now=CLOSE_AT)
+
+    assert summary.failures == [(refused_id, "Organisation incomplète.")]
+    assert summary.invoices == ["FA-2026-00001", "FA-2026-00002"]
+    billed = dict(db.session.execute(select(Invoice.organisation_id, Invoice.number)).all())
+    assert billed == {orgs[0].id: "FA-2026-00001", orgs[2].id: "FA-2026-00002"}
+    unbilled = db.session.scalars(select(Quote.organisation_id).where(Quote.monthly_invoice_id.is_(None)))
+    assert set(unbilled) == {refused_id}
+    assert _count(OutboxEmail, OutboxEmail.template == "monthly_invoice_issued") == 2
 
 
 def test_other_months_and_per_order_quotes_are_left_alone(make, billing_world):

@@ -213,7 +213,7 @@ def _monthly(world: World, text: str, n: int) -> None:
     quotes.send(quote, actor=world.admin, now=when)
     quotes.accept(quote, actor=decider, terms_version=world.terms, channel=Channel.PORTAL, now=when)
     world.monthly_org = org
-    world.monthly_invoice = monthly.close_organisation_month(org.id, period, actor=world.admin)
+    world.monthly_invoice = monthly.close_organisations_month([org.id], period, actor=world.admin)[org.id]
 
 
 def database_snapshot() -> dict[str, list[tuple]]:
