@@ -84,13 +84,14 @@ def select_locale() -> str:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import labels
+    from . import fragments, labels
     from .admin import init_admin
     from .client import init_portal
     from .health import blueprint as health
 
     app.register_blueprint(health)
     labels.register(app)
+    fragments.register(app)
     init_admin(app)
     init_portal(app)
     register_webhooks(app)

@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from . import audit
 from .exceptions import InvalidInput, MagicLinkExpired, MagicLinkInvalid, MagicLinkSuperseded, MagicLinkUsed
@@ -51,7 +52,8 @@ def check_password(user: User, password: str) -> bool:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id))
+    # Its organisation comes along: every portal page's header shows its name.
+    user = db.session.get(User, int(user_id), options=[joinedload(User.organisation)])
     return user if user is not None and user.active else None
 
 

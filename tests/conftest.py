@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import event, text
 
-from portal import create_app
+from portal import create_app, fragments
 from portal.config import TestConfig
 from portal.extensions import db
 
@@ -61,6 +61,7 @@ def app_ctx(app, _schema):
         yield
         db.session.remove()
         _empty_database()
+        fragments.LINE_TABLES.clear()  # the next test's quote 1 is another quote
 
 
 def _empty_database() -> None:

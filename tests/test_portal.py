@@ -23,7 +23,7 @@ from portal.models import (
     QuoteStatus,
 )
 
-from .web import csrf_from, form_tokens, sign_in_client
+from .web import count_queries, csrf_from, form_tokens, sign_in_client
 
 P = "/espace-client"
 
@@ -78,6 +78,26 @@ def test_quote_page_shows_lines_totals_billing_mode_and_cgv(client, world):
         assert words in html, words
     full = client.get(f"{P}/cgv").get_data(as_text=True)
     assert world["terms"].body in full
+
+
+def _line_table(html: str) -> str:
+    return re.search(r'<table class="lines">.*?</table>', html, re.S).group(0)
+
+
+def test_a_sent_quotes_line_table_is_rendered_once_per_locale(client, world):
+    sign_in_client(client, world["users"][ClientRole.GESTIONNAIRE])
+    url = f"{P}/devis/{world['quote'].id}"
+    with count_queries() as first_queries:
+        first = client.get(url).get_data(as_text=True)
+    with count_queries() as second_queries:
+        second = client.get(url).get_data(as_text=True)
+    english = client.get(url, headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+    assert any("FROM quote_line" in statement for statement in first_queries.statements)
+    assert not any("FROM quote_line" in statement for statement in second_queries.statements)
+    assert _line_table(second) == _line_table(first)
+    assert "Désignation" in _line_table(first) and "200,00" in _line_table(first)
+    assert "Item" in _line_table(english) and "Désignation" not in _line_table(english)
 
 
 def test_valider_without_the_checkbox_changes_nothing(client, world):
