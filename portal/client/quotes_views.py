@@ -67,12 +67,12 @@ def _visible_quote(quote_id: int) -> Quote:
 def quote_page(quote_id: int):
     """The quote: lines, totals, validity, billing mode, the CGV and the decision form."""
     quote = _visible_quote(quote_id)
-    return _render_quote(quote, DecisionForm())
+    return _render_quote(quote, None)
 
 
-def _render_quote(quote: Quote, form: DecisionForm, status: int = 200):
+def _render_quote(quote: Quote, form: DecisionForm | None, status: int = 200):
+    """The quote page; `form` is the decision just refused (its checkbox and reason shown again)."""
     terms = quotes.current_terms()
-    form.terms_version_id.data = str(terms.id) if terms else ""
     # Only an accepted quote has an invoice (per order): no query for the others.
     invoice = (db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
                if quote.status == QuoteStatus.ACCEPTED else None)
