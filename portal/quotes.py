@@ -296,10 +296,22 @@ def _transition(quote: Quote, target: QuoteStatus, **values: object) -> None:
 
 def current_terms() -> TermsVersion | None:
     """The CGV version in force: the most recently published one."""
-    return db.session.scalar(
-        select(TermsVersion).where(TermsVersion.published_at.is_not(None))
-        .order_by(TermsVersion.published_at.desc(), TermsVersion.id.desc()).limit(1)
-    )
+    return db.session.scalar(_current_terms_query())
+
+
+def quote_with_current_terms(quote_id: int) -> tuple[Quote | None, TermsVersion | None]:
+    """A quote and the CGV version in force, read in one statement (the quote page shows both)."""
+    in_force = _current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery()
+    row = db.session.execute(
+        select(Quote, TermsVersion).outerjoin(TermsVersion, TermsVersion.id == in_force)
+        .where(Quote.id == quote_id)
+    ).one_or_none()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def _current_terms_query():
+    return (select(TermsVersion).where(TermsVersion.published_at.is_not(None))
+            .order_by(TermsVersion.published_at.desc(), TermsVersion.id.desc()).limit(1))
 
 
 def publish_terms(terms: TermsVersion, *, actor: User, now: datetime | None = None,

@@ -40,7 +40,11 @@ def responsable_required(view):
 
 def own(model, object_id: int):
     """The object if it belongs to the current user's organisation; 404 otherwise."""
-    obj = db.session.get(model, object_id)
+    return owned(db.session.get(model, object_id))
+
+
+def owned(obj):
+    """`obj` if it exists and belongs to the current user's organisation; 404 otherwise."""
     if obj is None or obj.organisation_id != current_user.organisation_id:
         abort(404)
     return obj

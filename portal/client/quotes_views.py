@@ -16,7 +16,7 @@ from ..exceptions import DomainError, TermsChanged
 from ..extensions import db
 from ..models import BillingMode, Channel, CreditEntry, Invoice, Quote, QuoteStatus, TermsVersion
 from . import blueprint
-from .access import can_decide, client_required, own
+from .access import can_decide, client_required, own, owned
 
 PAGE_SIZE = 50
 HIDDEN_FROM_CLIENTS = (QuoteStatus.DRAFT,)
@@ -56,7 +56,10 @@ def quote_list():
 
 
 def _visible_quote(quote_id: int) -> Quote:
-    quote = own(Quote, quote_id)
+    return _visible(own(Quote, quote_id))
+
+
+def _visible(quote: Quote) -> Quote:
     if quote.status in HIDDEN_FROM_CLIENTS:
         abort(404)
     return quote
@@ -66,13 +69,14 @@ def _visible_quote(quote_id: int) -> Quote:
 @client_required
 def quote_page(quote_id: int):
     """The quote: lines, totals, validity, billing mode, the CGV and the decision form."""
-    quote = _visible_quote(quote_id)
-    return _render_quote(quote, None)
+    quote, terms = quotes.quote_with_current_terms(quote_id)
+    return _render_quote(_visible(owned(quote)), None, terms=terms)
 
 
-def _render_quote(quote: Quote, form: DecisionForm | None, status: int = 200):
+def _render_quote(quote: Quote, form: DecisionForm | None, status: int = 200, *,
+                  terms: TermsVersion | None = None):
     """The quote page; `form` is the decision just refused (its checkbox and reason shown again)."""
-    terms = quotes.current_terms()
+    terms = terms or quotes.current_terms()
     # Only an accepted quote has an invoice (per order): no query for the others.
     invoice = (db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
                if quote.status == QuoteStatus.ACCEPTED else None)
