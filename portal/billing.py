@@ -1,7 +1,7 @@
 """Invoices, gapless numbering, credit notes, payments recorded and the credit ledger.
 
 Every function here only flushes: the caller commits once. The exception is `close_month`
-(in `monthly.py`), a job that commits each organisation on its own so that it can resume.
+(in `monthly.py`), a job that commits a batch of organisations at a time so that it can resume.
 
 VAT is rounded per line, half up, on the line's total HT (`vat_cents`); totals are sums of lines.
 """
