@@ -8,18 +8,10 @@ from .extensions import db
 from .models import AuditEvent, User
 
 
-def record(
-    action: str,
-    obj: Any,
-    *,
-    actor: User | None,
-    organisation_id: int | None = None,
-    ip: str | None = None,
-    **details: Any,
-) -> AuditEvent:
-    """Append an audit event for `obj` (any model with an `id`)."""
+def record(action: str, obj: Any, **fields: Any) -> AuditEvent:
+    """Append an audit event for `obj` (any model with an `id`); `fields` as for `event_for`."""
     db.session.flush()  # `obj.id` must exist before it is referenced
-    event = event_for(action, obj, actor=actor, organisation_id=organisation_id, ip=ip, **details)
+    event = event_for(action, obj, **fields)
     db.session.add(event)
     return event
 
