@@ -197,7 +197,9 @@ def issue_monthly_invoices(
     now: datetime | None = None,
 ) -> list[Invoice]:
     """Issue the consolidated invoices of several organisations for `period`, numbered in the
-    order given: the seller's settings are read once and each table gets one INSERT."""
+    order given: the seller's settings are read once, rows are inserted many per statement, and all
+    are dated alike (one `now`: a batch running over midnight on 31 December stays in one year)."""
+    now = now or utcnow()
     seller = seller_snapshot()
     drafts = [(_unnumbered_invoice(organisation, lines, seller, kind=InvoiceKind.INVOICE, now=now,
                                    billing_period=period, sale_date=sale_date), lines)

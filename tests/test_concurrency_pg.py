@@ -574,7 +574,8 @@ def test_close_month_process_killed_mid_transaction_gives_its_numbers_back():
     period, org_ids, quote_ids, late_id = monthly_world(6)
     name = "close-month-killed"
     # The 4th organisation's quotes are locked: the close's second batch (organisations 4 to 6)
-    # blocks marking them billed, after it took FA-…-00004 to 00006 and before it could commit.
+    # blocks inserting that invoice's lines (their foreign key to the quote), after it took
+    # FA-…-00004 to 00006 and before it could commit.
     with row_lock("SELECT id FROM quote WHERE organisation_id = :id FOR UPDATE", id=org_ids[3]):
         process = _cli(period, name, "--batch-size", "3")
         try:

@@ -102,14 +102,15 @@ def test_an_organisation_refused_in_a_batch_leaves_the_others_billed(make, billi
     orgs = [_monthly_org_with_quotes(make, admin, terms, 2)[0] for _ in range(3)]
     db.session.commit()
     refused_id = orgs[1].id
-    buyer_snapshot = billing.buyer_snapshot
+    new_invoice_emails = billing.new_invoice_emails
 
-    def refuse_one(organisation):  # fault injected: this organisation's invoice cannot be issued
+    def refuse_one(invoice, organisation, **options):
+        # Fault injected after the batch took its numbers: they must all be given back.
         if organisation.id == refused_id:
             raise InvalidInput("Organisation incomplète.")
-        return buyer_snapshot(organisation)
+        return new_invoice_emails(invoice, organisation, **options)
 
-    monkeypatch.setattr(billing, "buyer_snapshot", refuse_one)
+    monkeypatch.setattr(billing, "new_invoice_emails", refuse_one)
     summary = monthly.close_month("2026-03", now=CLOSE_AT)
 
     assert summary.failures == [(refused_id, "Organisation incomplète.")]

@@ -102,9 +102,11 @@ def test_a_sent_quotes_line_table_is_rendered_once_per_locale(client, world):
 
 def test_valider_without_the_checkbox_changes_nothing(client, world):
     sign_in_client(client, world["users"][ClientRole.GESTIONNAIRE])
-    response = _decide(client, world["quote"], action="valider")
+    response = _decide(client, world["quote"], action="valider", reason="<b>Budget</b> revu")
     assert response.status_code == 422
-    assert "Cochez" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "Cochez" in html
+    assert "&lt;b&gt;Budget&lt;/b&gt; revu</textarea>" in html  # what was typed, shown again, escaped
     assert _count(Decision) == 0 and _count(Invoice) == 0
 
 

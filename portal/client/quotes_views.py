@@ -75,7 +75,8 @@ def quote_page(quote_id: int):
 
 def _render_quote(quote: Quote, form: DecisionForm | None, status: int = 200, *,
                   terms: TermsVersion | None = None):
-    """The quote page; `form` is the decision just refused (its checkbox and reason shown again)."""
+    """The quote page; `form`, after a refused POST, is the decision form as posted (its refusal
+    reason is shown again), None otherwise."""
     terms = terms or quotes.current_terms()
     # Only an accepted quote has an invoice (per order): no query for the others.
     invoice = (db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
