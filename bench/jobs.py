@@ -4,6 +4,9 @@ each issuing a numbered invoice) on PostgreSQL.
 
     .venv/bin/python -m bench.jobs close --database-url URL --quotes 100000 --organisations 10000
     .venv/bin/python -m bench.jobs decisions --database-url URL [--workers 8] [--quotes 1600]
+
+Without --quotes, each job takes the size `make bench` measures: 100,000 quotes to close, 1,600 to
+accept.
 """
 
 from __future__ import annotations
@@ -231,16 +234,16 @@ def main() -> None:
     parser.add_argument("job", choices=("close", "close-only", "decisions"))
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--period")
-    parser.add_argument("--quotes", type=int, default=100_000)
+    parser.add_argument("--quotes", type=int)
     parser.add_argument("--organisations", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=8)
     args = parser.parse_args()
     if args.job == "close-only":
         print(json.dumps(_close_in_this_process(args.database_url, args.period)))
     elif args.job == "close":
-        print(json.dumps(measure_close(args.database_url, args.organisations, args.quotes)))
+        print(json.dumps(measure_close(args.database_url, args.organisations, args.quotes or 100_000)))
     else:
-        print(json.dumps(measure_decisions(args.database_url, args.workers, args.quotes)))
+        print(json.dumps(measure_decisions(args.database_url, args.workers, args.quotes or 1_600)))
 
 
 if __name__ == "__main__":
