@@ -62,6 +62,14 @@ def test_search_finds_the_organisation(staff_client, make, field):
     assert [item["name"] for item in suggestions] == [org.name]
 
 
+def test_search_results_stand_alone_with_a_way_back_to_the_queues(staff_client):
+    org = staff_client.world["org"]
+    html = staff_client.get("/admin/", query_string={"q": org.siren}).get_data(as_text=True)
+    assert f"/admin/organisation/{org.id}/" in html
+    assert "Devis en attente du client" not in html  # the queues stay on the home
+    assert "Retour aux files de la gestion courante" in html
+
+
 def test_search_with_no_result_says_what_to_try(staff_client):
     html = staff_client.get("/admin/", query_string={"q": "introuvable"}).get_data(as_text=True)
     assert "Aucune organisation ne correspond" in html

@@ -42,9 +42,11 @@ class HomeView(StaffOnly, AdminIndexView):
     @expose("/")
     def index(self):
         query = request.args.get("q", "").strip()
-        results = search_organisations(query) if query else None
+        if query:
+            # A search is a task of its own: its results alone, the queues one click away.
+            return self.render("admin/home.html", query=query, results=search_organisations(query))
         today = billing.paris_today()
-        return self.render("admin/home.html", query=query, results=results, today=today,
+        return self.render("admin/home.html", query="", results=None, today=today,
                            soon=today + timedelta(days=EXPIRY_WARNING_DAYS), **work_queues(today))
 
     @expose("/recherche")
