@@ -1,4 +1,5 @@
-"""HTML fragments of content that never changes, rendered once per process and locale.
+"""HTML fragments of content that never changes, rendered once per process and locale: a sent
+quote's line table, and the back office's layout around each view's pages.
 
 A sent quote's lines are frozen: changing them means a revision, which is another quote. Its line
 table (30 lines on a large quote) was most of the portal quote page's rendering; it is kept here,
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 from threading import Lock
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template, request
 from flask_babel import get_locale
 from markupsafe import Markup
 
+from .headers import csp_nonce
 from .models import Quote, QuoteStatus
 
 
@@ -24,10 +27,10 @@ class FragmentCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._fragments: OrderedDict[Hashable, Markup] = OrderedDict()
+        self._fragments: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = Lock()
 
-    def get_or_render(self, key: Hashable, render: Callable[[], Markup]) -> Markup:
+    def get_or_render(self, key: Hashable, render: Callable[[], Any]) -> Any:
         with self._lock:
             fragment = self._fragments.get(key)
             if fragment is not None:
@@ -62,3 +65,23 @@ def quote_line_table(quote: Quote) -> Markup:
 
 def register(app: Flask) -> None:
     app.jinja_env.globals["quote_line_table"] = quote_line_table
+    app.jinja_env.globals["admin_chrome"] = admin_chrome
+
+
+
+CHROME_KINDS = ("head", "menu", "tail")
+
+
+def admin_chrome(kind: str, view_endpoint: str, caller: Callable[[], str]) -> Markup:
+    """A part of the back-office layout that is the same on every page of a view (stylesheets,
+    menu, scripts), rendered once per app, view and locale: the menu alone asked every view
+    whether it is accessible and built its URL, on every page. Every view is open to all staff,
+    so the menu is the same for each of them. The scripts carry this request's CSP nonce, put in
+    place of the one they were first rendered with."""
+    if kind not in CHROME_KINDS:
+        raise ValueError(kind)
+    cache = current_app.extensions.setdefault("admin_chrome", FragmentCache(size=256))
+    nonce = csp_nonce()
+    first_nonce, html = cache.get_or_render(
+        (kind, view_endpoint, request.script_root, str(get_locale())), lambda: (nonce, Markup(caller())))
+    return html if first_nonce == nonce else Markup(html.replace(first_nonce, nonce))

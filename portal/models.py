@@ -282,6 +282,13 @@ class QuoteRequestLine(db.Model):
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
 
 
+def quote_reference(quote_id: int, number: str | None, revision: int) -> str:
+    """A quote's reference from its columns (Quote.reference, and lists that read columns only)."""
+    if not number:
+        return f"Brouillon #{quote_id}"
+    return number if revision == 1 else f"{number}-R{revision}"
+
+
 class Quote(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
@@ -333,9 +340,7 @@ class Quote(db.Model):
     @property
     def reference(self) -> str:
         """The number shown to people: DV-2026-00012, or DV-2026-00012-R2 for a revision."""
-        if not self.number:
-            return f"Brouillon #{self.id}"
-        return self.number if self.revision == 1 else f"{self.number}-R{self.revision}"
+        return quote_reference(self.id, self.number, self.revision)
 
     def __str__(self) -> str:
         return self.reference

@@ -122,6 +122,25 @@ def test_search_matching_many_organisations_gives_the_same_quotes(client, make, 
         assert staff["quote"].reference not in page
 
 
+def test_rows_escape_what_clients_and_staff_typed(client, make, staff):
+    other = make.organisation(name="<b>Gras</b> & fils")
+    theirs = make.sent_quote(other, actor=staff["admin"])
+    theirs.title = "<script>alert(1)</script>"
+    db.session.commit()
+    html = client.get(LIST).get_data(as_text=True)
+    assert "&lt;b&gt;Gras&lt;/b&gt; &amp; fils" in html and "<b>Gras</b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+
+
+def test_a_full_page_links_to_the_next_and_the_last_page_does_not(client, staff):
+    recipient = staff["users"][ClientRole.GESTIONNAIRE]
+    _bulk(staff["org"], recipient, 50)  # 51 quotes with the world's: one more than a page
+    first = client.get(LIST).get_data(as_text=True)
+    assert first.count('<tr><td class="col-number">') == 50 and "page=1" in first
+    second = client.get(LIST + "?page=1").get_data(as_text=True)
+    assert second.count('<tr><td class="col-number">') == 1 and "page=2" not in second
+
+
 def test_billing_mode_filter(app, client, make, staff):
     monthly_org = make.organisation(billing_mode=BillingMode.MONTHLY, name="Mensuelle SARL")
     theirs = make.sent_quote(monthly_org, actor=staff["admin"])
