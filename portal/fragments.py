@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
 from threading import Lock
+from typing import Any
 
 from flask import Flask, current_app, render_template, request
 from flask_babel import get_locale
