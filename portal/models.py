@@ -327,7 +327,8 @@ class Quote(db.Model):
     __table_args__ = (
         UniqueConstraint("number", "revision"),
         Index("ix_quote_organisation_status", "organisation_id", "status"),
-        Index("ix_quote_status_valid_until", "status", "valid_until"),
+        # Sent quotes by expiry: the expiry job, and the home's queue in its order (id last).
+        Index("ix_quote_status_valid_until", "status", "valid_until", "id"),
         Index("ix_quote_monthly_unbilled", "organisation_id", "billing_period", "monthly_invoice_id"),
         # Lists newest first: an organisation's quotes (Devis tab, portal), every quote by status.
         Index("ix_quote_organisation_newest", "organisation_id", "id"),

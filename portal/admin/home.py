@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import jsonify, request, url_for
 from flask_admin import AdminIndexView, expose
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import joinedload
 
 from .. import billing
@@ -30,10 +30,18 @@ QUEUE_PREVIEW = 10
 EXPIRY_WARNING_DAYS = 7
 
 
+QUEUE_COUNT_CAP = 999
+
+
 @dataclass
 class Queue:
     count: int
     rows: list
+
+    @property
+    def shown_count(self) -> str:
+        """The count of the badge: "999+" past QUEUE_COUNT_CAP (counted no further)."""
+        return f"{QUEUE_COUNT_CAP}+" if self.count > QUEUE_COUNT_CAP else str(self.count)
 
 
 class HomeView(StaffOnly, AdminIndexView):
@@ -86,7 +94,10 @@ def work_queues(today) -> dict[str, Queue]:
 
 
 def _queue(model, *criteria, load, order_by) -> Queue:
-    count = db.session.scalar(select(func.count()).select_from(model).where(*criteria))
+    # Counted up to one past the cap: a queue of thousands (unpaid invoices of past years) would
+    # otherwise be read whole on every visit of the home, for a figure nobody works through.
+    first = select(literal(1)).select_from(model).where(*criteria).limit(QUEUE_COUNT_CAP + 1)
+    count = db.session.scalar(select(func.count()).select_from(first.subquery()))
     rows = db.session.scalars(
         select(model).where(*criteria).options(joinedload(load)).order_by(*order_by)
         .limit(QUEUE_PREVIEW)
