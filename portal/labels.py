@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask
@@ -113,7 +113,7 @@ def french_date(value: date | datetime | None) -> str:
         return ""
     # Written by hand: strftime costs three times as much, on lists of hundreds of dates.
     if isinstance(value, datetime):
-        value = value.replace(tzinfo=timezone.utc).astimezone(PARIS)
+        value = value.replace(tzinfo=UTC).astimezone(PARIS)
         return f"{value.day:02d}/{value.month:02d}/{value.year:04d} {value.hour:02d}:{value.minute:02d}"
     return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"
 
