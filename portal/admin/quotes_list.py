@@ -20,7 +20,8 @@ from flask_admin import expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from sqlalchemy import Select, select
+from sqlalchemy import Integer, Select, any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 
 from ..billing import format_amount
 from ..extensions import db
@@ -98,8 +99,18 @@ def _page_ids(filters: QuoteFilters, size: int) -> Select | None:
         listed = db.session.scalars(owners.limit(OWNERS_LISTED + 1)).all()
         if not listed:
             return None
-        ids = ids.where(Quote.organisation_id.in_(listed if len(listed) <= OWNERS_LISTED else owners))
+        ids = ids.where(_owned_by(listed) if len(listed) <= OWNERS_LISTED
+                        else Quote.organisation_id.in_(owners))
     return ids.order_by(Quote.id.desc()).limit(size)
+
+
+def _owned_by(organisation_ids: list[int]):
+    """The quote belongs to one of these organisations. On PostgreSQL, one array parameter: an IN
+    list of hundreds of parameters took longer to build, send and plan than the query to run."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return Quote.organisation_id == any_(bindparam("owner_ids", organisation_ids,
+                                                       type_=postgresql.ARRAY(Integer)))
+    return Quote.organisation_id.in_(organisation_ids)
 
 
 class RowContext:
