@@ -169,7 +169,7 @@ def main() -> None:
             print(f"débit sous gunicorn : {DATABASES[database]} {big}", flush=True)
             url = database_url(database, big, args.pg_url)
             result = measure_throughput(url, found[(database, big)]["quote_id"])
-            cells[(database, big)] = (f"{result['ratio']:.0%} ({result['page_rps']:.0f}/"
+            cells[(database, big)] = (f"{result['ratio']:.1%} ({result['page_rps']:.0f}/"
                                       f"{result['health_rps']:.0f} req/s, {result['tool']})")
             verdicts.append(result["ratio"] >= THROUGHPUT_SHARE)
         table.add("Débit devis 30 lignes ÷ /healthz (gunicorn 2w)", cells,
