@@ -64,6 +64,25 @@ def measure(app: Flask, client, url: str, counter: QueryCounter, requests: int,
     return Timing(statistics.median(timings), percentile(timings, 0.95), counter.n, status)
 
 
+def measure_in_turn(first: tuple, second: tuple, requests: int, warmup: int = 3) -> tuple[Timing, Timing]:
+    """Two pages, each (client, url, counter), requested in turn `requests` times after `warmup`
+    untimed rounds: both are timed under the same conditions, so that their ratio does not follow
+    what the machine did between two separate measures."""
+    for _ in range(warmup):
+        for client, url, _counter in (first, second):
+            if client.get(url).status_code != 200:
+                raise RuntimeError(f"GET {url}: not 200")
+    timings: tuple[list[float], list[float]] = ([], [])
+    for _ in range(requests):
+        for (client, url, counter), samples in zip((first, second), timings, strict=True):
+            counter.n = 0
+            started = time.perf_counter()
+            client.get(url)
+            samples.append((time.perf_counter() - started) * 1000)
+    return tuple(Timing(statistics.median(samples), percentile(samples, 0.95), counter.n)
+                 for (_client, _url, counter), samples in zip((first, second), timings, strict=True))
+
+
 def sign_in(client, login_url: str, email: str) -> None:
     page = client.get(login_url).get_data(as_text=True)
     token = CSRF.search(page).group(1)
@@ -97,22 +116,39 @@ def page_urls(app: Flask, found: dict) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def run_pages(url: str, requests: int) -> dict[str, Timing]:
-    """Every page of the table on the dataset at `url`."""
+@dataclass
+class SignedIn:
+    """Our app on a dataset, a client signed in per kind of user, and the queries it sends."""
+
+    app: Flask
+    clients: dict
+    counter: QueryCounter
+    urls: list[tuple[str, str, str, str]]
+
+    def close(self) -> None:
+        with self.app.app_context():
+            db.engine.dispose()
+
+
+def signed_in(url: str) -> SignedIn:
     app = create_app(bench_config(url))
-    found = fixtures(url)
-    urls = page_urls(app, found)
     clients = {"staff": app.test_client(), "client": app.test_client()}
     sign_in(clients["staff"], "/admin/connexion", BENCH_STAFF_EMAIL)
     sign_in(clients["client"], "/espace-client/connexion", BENCH_CLIENT_EMAIL)
-    results = {}
     with app.app_context():
         counter = QueryCounter(db.engine)
+    return SignedIn(app, clients, counter, page_urls(app, fixtures(url)))
+
+
+def run_pages(url: str, requests: int) -> dict[str, Timing]:
+    """Every page of the table on the dataset at `url`."""
+    ours = signed_in(url)
+    app, clients, counter, urls = ours.app, ours.clients, ours.counter, ours.urls
+    results = {}
     for label, who, page, expected in urls:
         text = clients[who].get(page).get_data(as_text=True)
         if expected not in text:
             raise RuntimeError(f"{label}: {page} does not show {expected!r}")
         results[label] = measure(app, clients[who], page, counter, requests)
-    with app.app_context():
-        db.engine.dispose()
+    ours.close()
     return results
