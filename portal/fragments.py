@@ -76,8 +76,9 @@ def admin_chrome(kind: str, view_endpoint: str, caller: Callable[[], str]) -> Ma
     """A part of the back-office layout that is the same on every page of a view (stylesheets,
     menu, scripts), rendered once per app, view and locale: the menu alone asked every view
     whether it is accessible and built its URL, on every page. Every view is open to all staff,
-    so the menu is the same for each of them. The scripts carry this request's CSP nonce, put in
-    place of the one they were first rendered with."""
+    so the menu is the same for each of them (a view kept to some roles would put the role in
+    the key). The scripts carry this request's CSP nonce, put in place of the one they were
+    first rendered with."""
     if kind not in CHROME_KINDS:
         raise ValueError(kind)
     cache = current_app.extensions.setdefault("admin_chrome", FragmentCache(size=256))
