@@ -63,12 +63,6 @@ def quote_line_table(quote: Quote) -> Markup:
     return LINE_TABLES.get_or_render(key, render)
 
 
-def register(app: Flask) -> None:
-    app.jinja_env.globals["quote_line_table"] = quote_line_table
-    app.jinja_env.globals["admin_chrome"] = admin_chrome
-
-
-
 CHROME_KINDS = ("head", "menu", "tail")
 
 
@@ -86,3 +80,8 @@ def admin_chrome(kind: str, view_endpoint: str, caller: Callable[[], str]) -> Ma
     first_nonce, html = cache.get_or_render(
         (kind, view_endpoint, request.script_root, str(get_locale())), lambda: (nonce, Markup(caller())))
     return html if first_nonce == nonce else Markup(html.replace(first_nonce, nonce))
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.globals["quote_line_table"] = quote_line_table
+    app.jinja_env.globals["admin_chrome"] = admin_chrome

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert
 
 from portal import quotes
-from portal.admin import quotes_list
+from portal.admin import home, quotes_list
 from portal.extensions import db
 from portal.models import BillingMode, Channel, ClientRole, Quote, QuoteStatus, utcnow
 
@@ -202,3 +202,12 @@ def test_home_lists_ten_organisation_months_to_bill_and_counts_them_all(client, 
     section = html[html.index("Organisations mensuelles à facturer"):]
     assert '<span class="count badge badge-info">12</span>' in section
     assert section.count("2026-03") == 10
+
+
+def test_home_counts_a_queue_up_to_its_cap(client, staff, monkeypatch):
+    recipient = staff["users"][ClientRole.GESTIONNAIRE]
+    _bulk(staff["org"], recipient, 3)  # 4 quotes await the client with the world's
+    monkeypatch.setattr(home, "QUEUE_COUNT_CAP", 4)
+    assert '<span class="count badge badge-primary">4</span>' in client.get("/admin/").get_data(as_text=True)
+    monkeypatch.setattr(home, "QUEUE_COUNT_CAP", 3)
+    assert '<span class="count badge badge-primary">3+</span>' in client.get("/admin/").get_data(as_text=True)

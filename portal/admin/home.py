@@ -28,8 +28,6 @@ from .base import StaffOnly
 
 QUEUE_PREVIEW = 10
 EXPIRY_WARNING_DAYS = 7
-
-
 QUEUE_COUNT_CAP = 999
 
 
