@@ -182,14 +182,42 @@ def issue_invoice(
     credited_invoice: Invoice | None = None,
     sale_date: date | None = None,
     reason: str | None = None,
+    email_template: str | None = None,
+    contact: User | None = None,
 ) -> Invoice:
-    """Issue a numbered invoice or credit note with frozen seller and buyer identities."""
+    """Issue a numbered invoice or credit note with frozen seller and buyer identities; with
+    `email_template`, queue its email to the organisation's invoice contacts (see `invoice_contacts`)."""
     invoice = _unnumbered_invoice(
         organisation, lines, seller_snapshot(), kind=kind, now=now, billing_period=billing_period,
         sale_date=sale_date, quote_id=quote.id if quote else None,
         credited_invoice_id=credited_invoice.id if credited_invoice else None, reason=reason)
+    # Where the database hands out the id before the insert (PostgreSQL's sequence), the emails are
+    # queued before the number is taken: the counter row stays locked from the number to the commit,
+    # and concurrent issuers wait for every statement sent in between.
+    invoice.id = _id_before_insert(Invoice)
+    emails_first = invoice.id is not None
+    if email_template and emails_first:
+        _queue_invoice_emails(invoice.id, organisation, contact, email_template)
     _number_and_insert([(invoice, lines)])
+    if email_template and not emails_first:
+        _queue_invoice_emails(invoice.id, organisation, contact, email_template)
     return invoice
+
+
+def _id_before_insert(model: type[db.Model]) -> int | None:
+    """The next id of `model`'s table from its sequence (PostgreSQL); None where ids exist only
+    once a row is inserted (SQLite)."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    sequence = func.pg_get_serial_sequence(model.__tablename__, "id")
+    return db.session.scalar(select(func.nextval(sequence)))
+
+
+def _queue_invoice_emails(invoice_id: int, organisation: Organisation, contact: User | None,
+                          template: str) -> None:
+    # No lookup of the dedupe keys: they name an invoice of this transaction, which no row can name yet.
+    db.session.add_all(mail.new_email(**_invoice_email(invoice_id, address, template))
+                       for address in invoice_contacts(organisation, contact))
 
 
 def issue_monthly_invoices(
@@ -289,10 +317,11 @@ def issue_invoice_for_quote(
         now=now,
         quote=quote,
         sale_date=paris_today(quote.decided_at),
+        email_template="invoice_issued",
+        contact=quote.recipient,
     )
     audit.record("invoice.issued", invoice, actor=actor, organisation_id=quote.organisation_id,
                  ip=ip, number=invoice.number, quote=quote.reference)
-    notify_invoice_issued(invoice, template="invoice_issued")
     return invoice
 
 
@@ -310,23 +339,16 @@ def invoice_contacts(organisation: Organisation, preferred: User | None = None) 
     )
 
 
-def notify_invoice_issued(invoice: Invoice, *, template: str) -> None:
-    """Queue the 'invoice issued' email to each of the organisation's invoice contacts."""
-    recipient = invoice.quote.recipient if invoice.quote else None
-    for address in invoice_contacts(invoice.organisation, recipient):
-        mail.enqueue(**_invoice_email(invoice, address, template))
-
-
 def new_invoice_emails(invoice: Invoice, organisation: Organisation, *, template: str) -> list:
     """The 'invoice issued' emails of an invoice issued in this transaction, not yet added
     (`mail.new_email`): to the organisation's invoice contacts."""
-    return [mail.new_email(**_invoice_email(invoice, address, template))
+    return [mail.new_email(**_invoice_email(invoice.id, address, template))
             for address in invoice_contacts(organisation)]
 
 
-def _invoice_email(invoice: Invoice, address: str, template: str) -> dict:
-    return {"recipient": address, "template": template, "context": {"invoice_id": invoice.id},
-            "dedupe_key": f"{template}:{invoice.id}:{address}"}
+def _invoice_email(invoice_id: int, address: str, template: str) -> dict:
+    return {"recipient": address, "template": template, "context": {"invoice_id": invoice_id},
+            "dedupe_key": f"{template}:{invoice_id}:{address}"}
 
 
 def record_payment(
@@ -417,10 +439,10 @@ def issue_credit_note(
     ]
     credit_note = issue_invoice(organisation=invoice.organisation, lines=lines,
                                 kind=InvoiceKind.CREDIT_NOTE, now=now, credited_invoice=invoice,
-                                sale_date=invoice.sale_date, reason=reason)
+                                sale_date=invoice.sale_date, reason=reason,
+                                email_template="credit_note_issued")
     audit.record("invoice.credited", invoice, actor=actor, organisation_id=invoice.organisation_id,
                  ip=ip, credit_note=credit_note.number, reason=reason)
-    notify_invoice_issued(credit_note, template="credit_note_issued")
     return credit_note
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, billing, mail
 from .exceptions import (
@@ -288,7 +289,9 @@ def _transition(quote: Quote, target: QuoteStatus, **values: object) -> None:
     ).rowcount
     if not changed:
         raise QuoteNotPending()
-    db.session.refresh(quote)
+    # The row holds what was just written, locked until commit: set on the object, not read back.
+    for key, value in {"status": target, **values}.items():
+        set_committed_value(quote, key, value)
 
 
 # --- Terms of sale (CGV) ----------------------------------------------------------------------
@@ -403,9 +406,10 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
     db.session.flush()
     audit.record(f"quote.{kind.value}", quote, actor=actor, organisation_id=organisation.id, ip=ip,
                  channel=channel, terms=current.version_label, on_behalf=on_behalf, reason=reason)
-    mail.enqueue(recipient=_staff_contact(quote), template="quote_decided",
-                 context={"quote_id": quote.id, "decision_id": decision.id},
-                 dedupe_key=f"quote_decided:{quote.id}")
+    # No lookup of the dedupe key: a quote is decided once (the compare-and-set above).
+    db.session.add(mail.new_email(recipient=_staff_contact(quote), template="quote_decided",
+                                  context={"quote_id": quote.id, "decision_id": decision.id},
+                                  dedupe_key=f"quote_decided:{quote.id}"))
     return decision
 
 
