@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DisconnectionError
+from sqlalchemy.pool import Pool
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -129,6 +132,34 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+# A pooled connection unused for this long is checked before use (see _ping_after_idle).
+IDLE_BEFORE_PING_SECONDS = 10.0
+
+
+@event.listens_for(Pool, "checkin")
+def _note_checkin(dbapi_connection, connection_record) -> None:
+    connection_record.info["checked_in_at"] = time.monotonic()
+
+
+@event.listens_for(Pool, "checkout")
+def _ping_after_idle(dbapi_connection, connection_record, connection_proxy) -> None:
+    """A connection left idle in the pool may have been closed by the server (a restart, an idle
+    timeout): it is tried with SELECT 1 first, and a dead one is replaced (DisconnectionError has
+    the pool connect again). One checked in moments ago, as on a busy server, is used at once:
+    pinging on every checkout (pool_pre_ping) cost each request two round trips on PostgreSQL.
+    A server restarted under load fails at most the one request that finds each connection dead;
+    the pool then replaces its connections."""
+    checked_in_at = connection_record.info.get("checked_in_at")
+    if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_BEFORE_PING_SECONDS:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    except Exception as error:  # the driver's own error class: any of them means "not usable"
+        raise DisconnectionError() from error
 
 
 @event.listens_for(Engine, "handle_error")

@@ -39,7 +39,8 @@ class Config:
 
     SECRET_KEY = _env("SECRET_KEY", INSECURE_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portal.db'}")
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # Idle connections are checked before use by portal._ping_after_idle, not on every checkout.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     PORTAL_BASE_URL = _env("PORTAL_BASE_URL", "http://127.0.0.1:5000")
     PORTAL_URL_PREFIX = _env("PORTAL_URL_PREFIX", "/espace-client")
     PORTAL_CLIENT_LAYOUT = _env("PORTAL_CLIENT_LAYOUT", "client/layout.html")
