@@ -22,7 +22,7 @@ from sqlalchemy import make_url
 from portal import create_app
 from portal.config import Config, DevelopmentConfig
 from portal.extensions import db
-from portal.models import index_names, is_built_on
+from portal.models import ORGANISATION_NAME_SEARCH, SQLITE_NAME_SEARCH_DDL, index_names, is_built_on
 
 BATCH = 20_000
 
@@ -94,11 +94,23 @@ def ensure_indexes(url: str) -> list[str]:
                 if index.name not in present and is_built_on(index, db.engine.dialect.name):
                     index.create(db.engine)
                     created.append(index.name)
+        if not is_postgres(url) and not inspector.has_table(ORGANISATION_NAME_SEARCH):
+            _create_name_search(db.engine)
+            created.append(ORGANISATION_NAME_SEARCH)
         if created:
             with db.engine.begin() as connection:
                 connection.exec_driver_sql("ANALYZE")
         db.engine.dispose()
     return created
+
+
+def _create_name_search(engine) -> None:
+    """SQLite's name search table (as the models create it), filled from the organisations."""
+    with engine.begin() as connection:
+        for statement in SQLITE_NAME_SEARCH_DDL:
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql(
+            f"INSERT INTO {ORGANISATION_NAME_SEARCH}({ORGANISATION_NAME_SEARCH}) VALUES ('rebuild')")
 
 
 def database_exists(url: str) -> bool:

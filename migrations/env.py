@@ -5,7 +5,7 @@ from flask import current_app
 
 from alembic import context
 
-from portal.models import built_on
+from portal.models import built_on, compared_by_name
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -98,6 +98,7 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             include_object=built_on(connection.dialect.name),
+            include_name=compared_by_name,
             **conf_args
         )
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, make_url, text
 from portal import create_app
 from portal.config import TestConfig
 from portal.extensions import db
-from portal.models import built_on, index_names
+from portal.models import ORGANISATION_NAME_SEARCH, built_on, compared_by_name, index_names
 
 from .conftest import IS_POSTGRES
 
@@ -59,13 +59,25 @@ def test_upgrade_from_empty_matches_the_models(tmp_path):
         with app.app_context():
             with db.engine.connect() as connection:
                 context = MigrationContext.configure(connection, opts={
-                    "compare_type": True, "include_object": built_on(connection.dialect.name)})
+                    "compare_type": True, "include_object": built_on(connection.dialect.name),
+                    "include_name": compared_by_name})
                 assert compare_metadata(context, db.metadata) == []
                 assert _invoice_triggers(connection) >= 2
+                # SQLite's name search reads its FTS5 table, kept in step by three triggers.
+                assert _name_search_triggers(connection) == (3 if connection.dialect.name == "sqlite" else 0)
                 # SQLite's name search reads this index; PostgreSQL's, the trigram index only.
                 assert (("ix_organisation_lower_name" in index_names(connection, "organisation"))
                         == (connection.dialect.name == "sqlite"))
             db.engine.dispose()
+
+
+def _name_search_triggers(connection) -> int:
+    if connection.dialect.name != "sqlite":
+        return 0
+    query = text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'organisation' "
+                 "AND name LIKE :prefix AND EXISTS (SELECT 1 FROM sqlite_master WHERE name = :table)")
+    return connection.execute(query, {"prefix": f"{ORGANISATION_NAME_SEARCH}_%",
+                                      "table": ORGANISATION_NAME_SEARCH}).scalar_one()
 
 
 def _invoice_triggers(connection) -> int:
