@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import jsonify, request, url_for
+from flask import jsonify, request
 from flask_admin import AdminIndexView, expose
+from markupsafe import Markup, escape
 from sqlalchemy import func, literal, select
 from sqlalchemy.orm import joinedload
 
 from .. import billing
 from ..extensions import db
+from ..labels import label
 from ..models import (
     BillingMode,
     Invoice,
@@ -24,7 +26,7 @@ from ..models import (
     QuoteStatus,
 )
 from ..search import search_organisations
-from .base import StaffOnly
+from .base import StaffOnly, url_with_id
 
 QUEUE_PREVIEW = 10
 EXPIRY_WARNING_DAYS = 7
@@ -50,7 +52,8 @@ class HomeView(StaffOnly, AdminIndexView):
         query = request.args.get("q", "").strip()
         if query:
             # A search is a task of its own: its results alone, the queues one click away.
-            return self.render("admin/home.html", query=query, results=search_organisations(query))
+            return self.render("admin/home.html", query=query,
+                               results=results_html(search_organisations(query)))
         today = billing.paris_today()
         return self.render("admin/home.html", query="", results=None, today=today,
                            soon=today + timedelta(days=EXPIRY_WARNING_DAYS), **work_queues(today))
@@ -59,11 +62,22 @@ class HomeView(StaffOnly, AdminIndexView):
     def suggest(self):
         """Search results as you type (JSON)."""
         found = search_organisations(request.args.get("q", ""), limit=10)
-        return jsonify([
-            {"name": org.name, "siren": org.siren or "", "city": org.city or "",
-             "url": url_for("organisation.page", organisation_id=org.id)}
-            for org in found
-        ])
+        organisation_url = url_with_id("organisation.page", "organisation_id")
+        return jsonify([{"name": name, "siren": siren or "", "city": city or "",
+                         "url": organisation_url(organisation_id)}
+                        for organisation_id, name, siren, city, _mode in found])
+
+
+def results_html(found: list) -> Markup:
+    """The search results' list items (rows of search.HIT_COLUMNS): name linked to the
+    organisation's page, SIREN, city and billing mode; labels and the URL made once per page."""
+    organisation_url = url_with_id("organisation.page", "organisation_id")
+    modes = {mode: escape(label(mode)) for mode in BillingMode}
+    return Markup("".join(
+        f'<li class="list-group-item"><a href="{escape(organisation_url(organisation_id))}">'
+        f'{escape(name)}</a> <small class="text-muted">{escape(siren or "")} {escape(city or "")} '
+        f'— {modes[mode]}</small></li>'
+        for organisation_id, name, siren, city, mode in found))
 
 
 def work_queues(today) -> dict[str, Queue]:

@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import request, url_for
+from flask import request
 from flask_admin import expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -28,14 +28,13 @@ from ..extensions import db
 from ..labels import french_date
 from ..models import BillingMode, Organisation, Quote, QuoteStatus, quote_reference
 from ..search import organisation_ids_named
-from .base import SecureView, status_badge
+from .base import SecureView, status_badge, url_with_id
 
 PAGE_SIZE = 50
 OWNERS_LISTED = 500
 ROW_COLUMNS = (Quote.id, Quote.organisation_id, Quote.number, Quote.revision, Quote.title,
                Quote.status, Quote.total_ttc_cents, Quote.valid_until, Quote.sent_at,
                Organisation.name.label("organisation_name"))
-_ID = "987654321"  # stands for a row's id in the URLs built once per page
 
 
 @dataclass
@@ -117,9 +116,8 @@ class RowContext:
     """What the rows of a page share, computed once: URL patterns, the badges of their statuses."""
 
     def __init__(self, statuses: set[QuoteStatus]) -> None:
-        self.quote_url = str(escape(url_for("quote_editor.detail", quote_id=int(_ID))))
-        self.organisation_url = str(escape(url_for("organisation.page", organisation_id=int(_ID),
-                                                   tab="devis")))
+        self.quote_url = url_with_id("quote_editor.detail", "quote_id")
+        self.organisation_url = url_with_id("organisation.page", "organisation_id", tab="devis")
         self.badges = {status: str(status_badge(status)) for status in statuses}
 
 
@@ -133,8 +131,8 @@ def rows_html(rows: list) -> Markup:
     html = []
     for (quote_id, organisation_id, number, revision, title, status, total_ttc_cents, valid_until,
          sent_at, organisation_name) in rows:
-        quote_url = shared.quote_url.replace(_ID, str(quote_id))
-        organisation_url = shared.organisation_url.replace(_ID, str(organisation_id))
+        quote_url = escape(shared.quote_url(quote_id))
+        organisation_url = escape(shared.organisation_url(organisation_id))
         html.append(
             f'<tr><td class="col-number"><a href="{quote_url}">'
             f'{escape(quote_reference(quote_id, number, revision))}</a></td>'
