@@ -276,11 +276,11 @@ def _number_and_insert(drafts: list[tuple[Invoice, list[LineDraft]]]) -> None:
     db.session.add_all(invoice for invoice, _ in drafts)
     db.session.flush()
     # Plain rows: a monthly invoice has dozens of lines, and ORM objects for them cost more than
-    # all the rest of the invoice; `invoice.lines` loads them when read. RETURNING, though unused,
-    # has SQLAlchemy send them as multi-row INSERTs, not one statement per line (psycopg).
-    lines_table = InvoiceLine.__table__
+    # all the rest of the invoice; `invoice.lines` loads them when read. No RETURNING: psycopg then
+    # sends one prepared single-row INSERT per line in a pipeline, twice as fast as multi-row
+    # INSERTs of a thousand VALUES each, which PostgreSQL plans afresh every time.
     rows = [row for invoice, lines in drafts for row in _line_rows(invoice.id, lines)]
-    db.session.execute(insert(lines_table).returning(lines_table.c.id), rows).close()
+    db.session.execute(insert(InvoiceLine.__table__), rows)
 
 
 def _line_rows(invoice_id: int, lines: list[LineDraft]) -> list[dict[str, object]]:
