@@ -1,5 +1,5 @@
 """HTML fragments of content that never changes, rendered once per process and locale: a sent
-quote's line table, and the back office's layout around each view's pages.
+quote's line table, the back office's layout around each view's pages, the portal's navigation.
 
 A sent quote's lines are frozen: changing them means a revision, which is another quote. Its line
 table (30 lines on a large quote) was most of the portal quote page's rendering; it is kept here,
@@ -16,7 +16,9 @@ from typing import Any
 
 from flask import Flask, current_app, render_template, request
 from flask_babel import get_locale
-from markupsafe import Markup
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
 
 from .headers import csp_nonce
 from .models import Quote, QuoteStatus
@@ -82,6 +84,29 @@ def admin_chrome(kind: str, view_endpoint: str, caller: Callable[[], str]) -> Ma
     return html if first_nonce == nonce else Markup(html.replace(first_nonce, nonce))
 
 
+# Stand for the two values of the portal's navigation that differ between clients (private-use
+# characters, which no page holds).
+_ORGANISATION_NAME_SLOT = "\ue000organisation-name\ue000"
+_CSRF_TOKEN_SLOT = "\ue000csrf-token\ue000"
+
+
+def portal_navigation() -> Markup:
+    """The signed-in client's navigation (client/_navigation.html): its links and labels are the
+    same for every client of a role, so it is rendered once per app, role and locale, and this
+    client's organisation name and CSRF token are put in their slots on each page. Its gettext
+    and url_for calls were a sixth of the portal quote page's time."""
+    user = current_user
+    cache = current_app.extensions.setdefault("portal_navigation", FragmentCache(size=64))
+    html = cache.get_or_render(
+        (user.client_role, request.script_root, str(get_locale())),
+        lambda: render_template("client/_navigation.html", client_role=user.client_role,
+                                organisation_name=Markup(_ORGANISATION_NAME_SLOT),
+                                csrf_token=Markup(_CSRF_TOKEN_SLOT)))
+    return Markup(html.replace(_ORGANISATION_NAME_SLOT, str(escape(user.organisation.name)))
+                  .replace(_CSRF_TOKEN_SLOT, str(escape(generate_csrf()))))
+
+
 def register(app: Flask) -> None:
     app.jinja_env.globals["quote_line_table"] = quote_line_table
     app.jinja_env.globals["admin_chrome"] = admin_chrome
+    app.jinja_env.globals["portal_navigation"] = portal_navigation

@@ -300,3 +300,23 @@ def test_quote_pdf_download(client, world):
     response = client.get(f"{P}/devis/{world['quote'].id}/pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     assert response.data.startswith(b"%PDF")
+
+
+def test_the_navigation_shows_each_client_its_own_organisation_and_signs_it_out(app, client, world, make):
+    """The navigation is rendered once per role: the organisation's name (escaped) and the sign-out
+    form's CSRF token are each client's own."""
+    other_org = make.organisation(name="Dupont & <Fils>")
+    other = make.client_user(other_org, ClientRole.GESTIONNAIRE)
+    db.session.commit()
+    pages = {}
+    for user in (world["users"][ClientRole.GESTIONNAIRE], other):
+        browser = app.test_client()  # an IsolatedClient, as `client`: one browser each
+        sign_in_client(browser, user)
+        pages[user.id] = (browser, browser.get(f"{P}/devis").get_data(as_text=True))
+    (_, my_page), (_, their_page) = pages.values()
+    assert f"· {world['org'].name}</span>" in my_page and "Dupont" not in my_page
+    assert "· Dupont &amp; &lt;Fils&gt;</span>" in their_page
+    for browser, page in pages.values():
+        logout = re.search(r'action="[^"]*/deconnexion".*?name="csrf_token" value="([^"]+)"', page, re.S)
+        assert browser.post(f"{P}/deconnexion", data={"csrf_token": logout.group(1)}).status_code == 302
+        assert browser.get(f"{P}/devis").status_code == 302  # signed out
