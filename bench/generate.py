@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from portal.billing import paris_today, vat_cents
-from portal.models import utcnow
+from portal.models import quote_reference, utcnow
 
 from . import names
 from .bulk import Writer, as_json, day, recreate_database, ts
@@ -213,7 +213,7 @@ class Generator(Ledger):
             self.w.add("quote", row)
         self.w.add_many("quote_line", line_rows)
         self.status_counts[status] += 1
-        reference = number if revision == 1 else f"{number}-R{revision}"
+        reference = quote_reference(quote_id, number, revision)
         self.quote_events(quote_id, org, status, reference, creator, created, sent_at, decided_at,
                           valid_until, ht + vat, revision)
         if status in ("accepted", "refused"):

@@ -32,6 +32,7 @@ from .models import (
     QuoteLine,
     QuoteStatus,
     User,
+    quote_reference,
 )
 
 PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -260,8 +261,7 @@ def _unbilled_lines(period: str, organisation_ids: list[int]) -> dict[int, list[
     for organisation_id, quote_id, number, revision, *line in rows:
         quotes = found.setdefault(organisation_id, [])
         if not quotes or quotes[-1].quote_id != quote_id:
-            reference = number if revision == 1 else f"{number}-R{revision}"  # as Quote.reference
-            quotes.append(_QuoteLines(quote_id, reference, []))
+            quotes.append(_QuoteLines(quote_id, quote_reference(quote_id, number, revision), []))
         quotes[-1].lines.append(line)
     return found
 
