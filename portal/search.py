@@ -4,8 +4,9 @@ email, or a quote or invoice number."""
 from __future__ import annotations
 
 import re
+from functools import cache
 
-from sqlalchemy import Row, Select, column, func, select, table
+from sqlalchemy import Row, Select, String, bindparam, column, func, select, table
 
 from .extensions import db
 from .models import ORGANISATION_NAME_SEARCH, Invoice, Organisation, Quote, User
@@ -27,56 +28,92 @@ def search_organisations(query: str, *, limit: int = 20) -> list[Row]:
     text = " ".join((query or "").split())
     if len(text) < 2:
         return []
-    return list(db.session.execute(_search_statement(text).limit(limit)))
+    kind, parameters = _search_kind(text)
+    return list(db.session.execute(_search_statement(kind, _dialect(), limit), parameters))
 
 
-def _search_statement(text: str) -> Select:
-    compact = text.replace(" ", "")
-    hits = select(*HIT_COLUMNS)
-    if DOCUMENT_NUMBER.match(text):
-        return hits.where(Organisation.id.in_(_owners_of_document(text.upper()))).order_by(Organisation.name)
-    if DIGITS.match(compact):
-        number = Organisation.siren if len(compact) == 9 else Organisation.siret
-        return hits.where(number == compact).order_by(Organisation.name)
-    if "@" in text:
-        members = select(User.organisation_id).where(User.email == text.lower())
-        return hits.where(Organisation.id.in_(members)).order_by(Organisation.name)
-    return hits.where(_name_contains(text)).order_by(func.lower(Organisation.name))
-
-
-def organisation_ids_named(query: str) -> Select | None:
-    """Ids of the organisations whose name contains `query` (None for an empty query)."""
+def organisation_ids_named(query: str, *, limit: int | None = None
+                           ) -> tuple[Select, dict[str, str]] | None:
+    """The statement of the ids of the organisations whose name contains `query` (up to `limit`),
+    and its parameters; None for an empty query."""
     text = " ".join((query or "").split())
     if not text:
         return None
-    return select(Organisation.id).where(_name_contains(text))
+    kind, parameters = _name_kind(text)
+    return _named_statement(kind, _dialect(), limit), parameters
 
 
-def _name_contains(text: str):
-    """ILIKE, which PostgreSQL's trigram index serves (lower(name) LIKE would scan every row).
-    On SQLite, a plain LIKE: it ignores ASCII case, and SQLite's lower() folds nothing more, so
-    the matches are the same without calling lower() on every name (2.5 times faster); from three
-    letters on, only on the candidates of the trigram FTS table. The pattern is lowered here, for
-    the non-ASCII letters neither folds."""
+# Each kind of search is one statement, built once with its parameters left open: building a
+# statement and its cache key took longer than running it.
+
+def _search_kind(text: str) -> tuple[str, dict[str, str]]:
+    """Which statement serves `text`, and its parameters."""
+    compact = text.replace(" ", "")
+    if DOCUMENT_NUMBER.match(text):
+        number = text.upper().split("-R")[0]
+        return ("quote-number" if number.startswith("DV") else "invoice-number"), {"number": number}
+    if DIGITS.match(compact):
+        return ("siren" if len(compact) == 9 else "siret"), {"number": compact}
+    if "@" in text:
+        return "email", {"email": text.lower()}
+    kind, parameters = _name_kind(text)
+    return f"name-{kind}", parameters
+
+
+def _name_kind(text: str) -> tuple[str, dict[str, str]]:
+    """How a name is searched for (see _name_condition), and its parameters. The pattern is
+    lowered here, for the non-ASCII letters neither ILIKE nor SQLite's LIKE folds."""
     lowered = text.lower()
-    pattern = f"%{_escape_like(lowered)}%"
-    if db.session.get_bind().dialect.name != "sqlite":
-        return Organisation.name.ilike(pattern, escape="\\")
-    contains = Organisation.name.like(pattern, escape="\\")
+    parameters = {"pattern": f"%{_escape_like(lowered)}%"}
     if len(lowered) < TRIGRAM or lowered != _escape_like(lowered):
         # Fewer letters than a trigram, or a LIKE wildcard typed: the FTS table would read every name.
+        return "like", parameters
+    return "trigram", {**parameters, "trigram_pattern": f"%{lowered}%"}
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+@cache
+def _search_statement(kind: str, dialect: str, limit: int) -> Select:
+    hits = select(*HIT_COLUMNS)
+    if kind == "quote-number":
+        owners = select(Quote.organisation_id).where(Quote.number == bindparam("number"))
+    elif kind == "invoice-number":
+        owners = select(Invoice.organisation_id).where(Invoice.number == bindparam("number"))
+    elif kind == "email":
+        owners = select(User.organisation_id).where(User.email == bindparam("email"))
+    elif kind in ("siren", "siret"):
+        number = Organisation.siren if kind == "siren" else Organisation.siret
+        return hits.where(number == bindparam("number")).order_by(Organisation.name).limit(limit)
+    else:
+        return (hits.where(_name_condition(kind.removeprefix("name-"), dialect))
+                .order_by(func.lower(Organisation.name)).limit(limit))
+    return hits.where(Organisation.id.in_(owners)).order_by(Organisation.name).limit(limit)
+
+
+@cache
+def _named_statement(kind: str, dialect: str, limit: int | None) -> Select:
+    return select(Organisation.id).where(_name_condition(kind, dialect)).limit(limit)
+
+
+def _name_condition(kind: str, dialect: str):
+    """ILIKE on PostgreSQL, which its trigram index serves (lower(name) LIKE would scan every row).
+    On SQLite, a plain LIKE: it ignores ASCII case, and SQLite's lower() folds nothing more, so
+    the matches are the same without calling lower() on every name (2.5 times faster); from three
+    letters on, only on the candidates of the trigram FTS table."""
+    pattern = bindparam("pattern", type_=String)
+    if dialect != "sqlite":
+        return Organisation.name.ilike(pattern, escape="\\")
+    contains = Organisation.name.like(pattern, escape="\\")
+    if kind == "like":
         return contains
     # The FTS table finds the candidates (its trigrams fold case beyond ASCII, so they include
     # every LIKE match); LIKE, on those few, keeps the matches exactly those of the plain search.
-    candidates = select(NAME_SEARCH.c.rowid).where(NAME_SEARCH.c.name.like(f"%{lowered}%"))
+    candidates = select(NAME_SEARCH.c.rowid).where(
+        NAME_SEARCH.c.name.like(bindparam("trigram_pattern", type_=String)))
     return Organisation.id.in_(candidates) & contains
-
-
-def _owners_of_document(number: str) -> Select:
-    base = number.split("-R")[0]
-    if base.startswith("DV"):
-        return select(Quote.organisation_id).where(Quote.number == base)
-    return select(Invoice.organisation_id).where(Invoice.number == base)
 
 
 def _escape_like(text: str) -> str:
