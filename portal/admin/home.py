@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import jsonify, request
 from flask_admin import AdminIndexView, expose
 from markupsafe import Markup, escape
-from sqlalchemy import func, literal, select
+from sqlalchemy import Select, bindparam, func, literal, select
 from sqlalchemy.orm import joinedload
 
 from .. import billing
@@ -80,38 +80,44 @@ def results_html(found: list) -> Markup:
         for organisation_id, name, siren, city, mode in found))
 
 
+def _queue_statements(model, *criteria, load, order_by) -> tuple[Select, Select]:
+    """A queue's count and its first rows. Counted up to one past the cap: a queue of thousands
+    (unpaid invoices of past years) would otherwise be read whole on every visit of the home,
+    for a figure nobody works through."""
+    first = select(literal(1)).select_from(model).where(*criteria).limit(bindparam("counted"))
+    return (select(func.count()).select_from(first.subquery()),
+            select(model).where(*criteria).options(joinedload(load)).order_by(*order_by)
+            .limit(QUEUE_PREVIEW))
+
+
+# The home's statements, built once: building them and their cache keys took longer than running
+# them.
+QUEUES = {
+    "requests": _queue_statements(QuoteRequest, QuoteRequest.status == QuoteRequestStatus.NEW,
+                                  load=QuoteRequest.organisation, order_by=(QuoteRequest.created_at,)),
+    "awaiting": _queue_statements(Quote, Quote.status == QuoteStatus.SENT, load=Quote.organisation,
+                                  order_by=(Quote.valid_until, Quote.id)),
+    "unpaid": _queue_statements(Invoice, Invoice.kind == InvoiceKind.INVOICE,
+                                Invoice.status == InvoiceStatus.ISSUED, Invoice.quote_id.is_not(None),
+                                load=Invoice.organisation, order_by=(Invoice.due_date, Invoice.id)),
+}
+# The first rows only, with the number of organisation-months alongside (a window count): before
+# a close there may be thousands of them.
+TO_BILL = (
+    select(Organisation.id, Organisation.name, Quote.billing_period, func.count(Quote.id),
+           func.count().over())
+    .join(Organisation, Organisation.id == Quote.organisation_id)
+    .where(Quote.status == QuoteStatus.ACCEPTED, Quote.billing_mode == BillingMode.MONTHLY,
+           Quote.monthly_invoice_id.is_(None), Quote.billing_period < bindparam("current_period"))
+    .group_by(Organisation.id, Organisation.name, Quote.billing_period)
+    .order_by(Quote.billing_period, Organisation.name).limit(QUEUE_PREVIEW)
+)
+
+
 def work_queues(today) -> dict[str, Queue]:
     """The home's queues, each a count and its first rows."""
-    requests = _queue(QuoteRequest, QuoteRequest.status == QuoteRequestStatus.NEW,
-                      load=QuoteRequest.organisation, order_by=(QuoteRequest.created_at,))
-    awaiting = _queue(Quote, Quote.status == QuoteStatus.SENT, load=Quote.organisation,
-                      order_by=(Quote.valid_until, Quote.id))
-    unpaid = _queue(Invoice, Invoice.kind == InvoiceKind.INVOICE,
-                    Invoice.status == InvoiceStatus.ISSUED, Invoice.quote_id.is_not(None),
-                    load=Invoice.organisation, order_by=(Invoice.due_date, Invoice.id))
-    # The first rows only, with the number of organisation-months alongside (a window count):
-    # before a close there may be thousands of them.
-    to_bill = db.session.execute(
-        select(Organisation.id, Organisation.name, Quote.billing_period, func.count(Quote.id),
-               func.count().over())
-        .join(Organisation, Organisation.id == Quote.organisation_id)
-        .where(Quote.status == QuoteStatus.ACCEPTED, Quote.billing_mode == BillingMode.MONTHLY,
-               Quote.monthly_invoice_id.is_(None),
-               Quote.billing_period < today.strftime("%Y-%m"))
-        .group_by(Organisation.id, Organisation.name, Quote.billing_period)
-        .order_by(Quote.billing_period, Organisation.name).limit(QUEUE_PREVIEW)
-    ).all()
-    return {"requests": requests, "awaiting": awaiting, "unpaid": unpaid,
-            "to_bill": Queue(to_bill[0][4] if to_bill else 0, [row[:4] for row in to_bill])}
-
-
-def _queue(model, *criteria, load, order_by) -> Queue:
-    # Counted up to one past the cap: a queue of thousands (unpaid invoices of past years) would
-    # otherwise be read whole on every visit of the home, for a figure nobody works through.
-    first = select(literal(1)).select_from(model).where(*criteria).limit(QUEUE_COUNT_CAP + 1)
-    count = db.session.scalar(select(func.count()).select_from(first.subquery()))
-    rows = db.session.scalars(
-        select(model).where(*criteria).options(joinedload(load)).order_by(*order_by)
-        .limit(QUEUE_PREVIEW)
-    ).all()
-    return Queue(count, rows)
+    queues = {name: Queue(db.session.scalar(count, {"counted": QUEUE_COUNT_CAP + 1}),
+                          db.session.scalars(rows).all())
+              for name, (count, rows) in QUEUES.items()}
+    to_bill = db.session.execute(TO_BILL, {"current_period": today.strftime("%Y-%m")}).all()
+    return {**queues, "to_bill": Queue(to_bill[0][4] if to_bill else 0, [row[:4] for row in to_bill])}
