@@ -9,13 +9,15 @@ times, so a database reloaded under a running process cannot serve another quote
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from threading import Lock
 from typing import Any
 
 from flask import Flask, current_app, render_template, request
-from flask_babel import get_locale
+from flask_admin import helpers as admin_helpers
+from flask_babel import get_locale, gettext, ngettext
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
@@ -82,6 +84,57 @@ def admin_chrome(kind: str, view_endpoint: str, caller: Callable[[], str]) -> Ma
     first_nonce, html = cache.get_or_render(
         (kind, view_endpoint, request.script_root, str(get_locale())), lambda: (nonce, Markup(caller())))
     return html if first_nonce == nonce else Markup(html.replace(first_nonce, nonce))
+
+
+# The parts of a back-office page that change from one page to the next, each standing in the
+# view's cached layout for its value (private-use characters, which no page holds).
+ADMIN_PAGE_SLOTS = ("page_title", "messages", "body", "query", "csrf_token", "user_name")
+_SLOT = re.compile("\ue001([a-z_]+)\ue001")
+
+
+def admin_page(view, template_name: str, **context: Any) -> str:
+    """A back-office page whose layout (head, menu, search bar, scripts) is rendered once per
+    view and locale, with this page's title, messages and body (the page_title and body blocks
+    of `template_name`, which extends the admin layout), this request's search, CSRF token and
+    user put in their slots. Flask-Admin's layout was a fifth of a search page's time."""
+    nonce = csp_nonce()
+    cache = current_app.extensions.setdefault("admin_pages", FragmentCache(size=256))
+    first_nonce, parts = cache.get_or_render(
+        (view.endpoint, request.script_root, str(get_locale())),
+        lambda: (nonce, _SLOT.split(view.render(
+            "admin/slotted_layout.html",
+            slots={name: Markup(f"\ue001{name}\ue001") for name in ADMIN_PAGE_SLOTS}))))
+    values = _admin_page_values(view, template_name, context)
+    # Every other part is a slot's name: filled in one pass, so no value is read as a slot.
+    html = "".join(part if index % 2 == 0 else values[part] for index, part in enumerate(parts))
+    return html if first_nonce == nonce else html.replace(first_nonce, nonce)
+
+
+def _admin_page_values(view, template_name: str, context: dict[str, Any]) -> dict[str, str]:
+    """This page's value of each slot: the template's blocks rendered in the context Flask-Admin
+    and Flask would give the whole template."""
+    environment = current_app.jinja_env
+    template = environment.get_template(template_name)
+    variables = {"admin_view": view, "admin_base_template": view.admin.theme.base_template,
+                 "admin_csp_nonce_attribute": Markup(f'nonce="{csp_nonce()}"'),
+                 "_gettext": gettext, "_ngettext": ngettext, "h": admin_helpers,
+                 "get_url": view.get_url, "config": current_app.config, "theme": view.admin.theme,
+                 **view._template_args, **context}
+    current_app.update_template_context(variables)
+    page = template.new_context(variables)
+    layout = environment.get_template(view.admin.theme.base_template)
+    return {
+        "page_title": _block(template, "page_title", page),
+        "body": _block(template, "body", page),
+        "messages": _block(layout, "messages", layout.new_context(variables)),
+        "query": str(escape(request.args.get("q", ""))),
+        "csrf_token": str(escape(generate_csrf())),
+        "user_name": str(escape(current_user.full_name)),
+    }
+
+
+def _block(template, name: str, context) -> str:
+    return "".join(template.blocks[name](context))
 
 
 # Stand for the two values of the portal's navigation that differ between clients (private-use

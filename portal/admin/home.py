@@ -13,6 +13,7 @@ from sqlalchemy.orm import joinedload
 
 from .. import billing
 from ..extensions import db
+from ..fragments import admin_page
 from ..labels import label
 from ..models import (
     BillingMode,
@@ -52,11 +53,11 @@ class HomeView(StaffOnly, AdminIndexView):
         query = request.args.get("q", "").strip()
         if query:
             # A search is a task of its own: its results alone, the queues one click away.
-            return self.render("admin/home.html", query=query,
-                               results=results_html(search_organisations(query)))
+            return admin_page(self, "admin/home.html", query=query,
+                              results=results_html(search_organisations(query)))
         today = billing.paris_today()
-        return self.render("admin/home.html", query="", results=None, today=today,
-                           soon=today + timedelta(days=EXPIRY_WARNING_DAYS), **work_queues(today))
+        return admin_page(self, "admin/home.html", query="", results=None, today=today,
+                          soon=today + timedelta(days=EXPIRY_WARNING_DAYS), **work_queues(today))
 
     @expose("/recherche")
     def suggest(self):

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql
 
 from ..billing import format_amount
 from ..extensions import db
+from ..fragments import admin_page
 from ..labels import french_date
 from ..models import BillingMode, Organisation, Quote, QuoteStatus, quote_reference
 from ..search import organisation_ids_named
@@ -164,9 +165,10 @@ class QuoteListView(SecureView):
     def index(self):
         filters = QuoteFilters.from_args(request.args)
         rows = page_of_quotes(filters, PAGE_SIZE + 1)  # one more: is there an older page?
-        return self.render("admin/quote_list.html", filters=filters, rows=rows_html(rows[:PAGE_SIZE]),
-                           empty=not rows, older=rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None,
-                           headers=HEADERS, statuses=QuoteStatus, billing_modes=BillingMode)
+        return admin_page(self, "admin/quote_list.html", filters=filters,
+                          rows=rows_html(rows[:PAGE_SIZE]), empty=not rows,
+                          older=rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None,
+                          headers=HEADERS, statuses=QuoteStatus, billing_modes=BillingMode)
 
 
 def register(admin) -> None:
