@@ -1,5 +1,7 @@
 """HTML fragments of content that never changes, rendered once per process and locale: a sent
-quote's line table, the back office's layout around each view's pages, the portal's navigation.
+quote's line table and its page's content, the back office's layout around each view's pages,
+the portal's navigation; what differs between visits (a CSRF token, a nonce, a name) is put in
+its slot on each page.
 
 A sent quote's lines are frozen: changing them means a revision, which is another quote. Its line
 table (30 lines on a large quote) was most of the portal quote page's rendering; it is kept here,
@@ -23,7 +25,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 from .headers import csp_nonce
-from .models import Quote, QuoteStatus
+from .models import Invoice, Quote, QuoteStatus, TermsVersion
 
 
 class FragmentCache:
@@ -65,6 +67,28 @@ def quote_line_table(quote: Quote) -> Markup:
         return render()
     key = (quote.id, quote.created_at, quote.sent_at, str(get_locale()))
     return LINE_TABLES.get_or_render(key, render)
+
+
+def quote_page_body(quote: Quote, *, form, terms: TermsVersion | None, can_decide: bool,
+                    invoice: Invoice | None, expired: bool) -> Markup:
+    """The quote page's content (client/_quote_body.html). A sent quote's, as first shown (no
+    form posted back), is the same for every visit by a role that can decide, or not, under a CGV
+    version, while it is valid: rendered once, this request's CSRF token put in its slot. Its
+    CGV text and decision form were most of the page's rendering once the lines were cached."""
+
+    def render(csrf_token: str) -> Markup:
+        return Markup(render_template("client/_quote_body.html", quote=quote, form=form, terms=terms,
+                                      can_decide=can_decide, invoice=invoice, expired=expired,
+                                      csrf_token_value=csrf_token))
+
+    if quote.status != QuoteStatus.SENT or form is not None:
+        return render(generate_csrf())
+    cache = current_app.extensions.setdefault("quote_page_bodies", FragmentCache(size=512))
+    key = (quote.id, quote.created_at, quote.sent_at, quote.valid_until, quote.billing_mode,
+           terms.id if terms else None, terms.sha256 if terms else None, can_decide, expired,
+           request.script_root, str(get_locale()))
+    html = cache.get_or_render(key, lambda: render(Markup(_CSRF_TOKEN_SLOT)))
+    return Markup(html.replace(_CSRF_TOKEN_SLOT, str(escape(generate_csrf()))))
 
 
 CHROME_KINDS = ("head", "menu", "tail")
@@ -163,3 +187,4 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["quote_line_table"] = quote_line_table
     app.jinja_env.globals["admin_chrome"] = admin_chrome
     app.jinja_env.globals["portal_navigation"] = portal_navigation
+    app.jinja_env.globals["quote_page_body"] = quote_page_body

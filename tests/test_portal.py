@@ -4,12 +4,15 @@ Factures, Crédits, Demandes de devis, Paramètres and the roles."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 
 import pytest
+from flask import template_rendered
 from sqlalchemy import func, select
 
 from portal import quotes
+from portal.client import quotes_views
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -98,6 +101,42 @@ def test_a_sent_quotes_line_table_is_rendered_once_per_locale(client, world):
     assert _line_table(second) == _line_table(first)
     assert "Désignation" in _line_table(first) and "200,00" in _line_table(first)
     assert "Item" in _line_table(english) and "Désignation" not in _line_table(english)
+
+
+def test_a_sent_quotes_page_is_rendered_once_per_role_with_each_visitors_token(app, client, world,
+                                                                               monkeypatch):
+    """The page's content is kept per role and CGV version while the quote is sent and valid: a
+    membre never gets a gestionnaire's decision form, the form's token is each visitor's own, and
+    an expired or decided quote is not shown from the kept page."""
+    quote = world["quote"]
+    url = f"{P}/devis/{quote.id}"
+    rendered = []
+
+    def note(sender, template, context, **extra):
+        rendered.append(template.name)
+
+    template_rendered.connect(note, app)
+    decider, reader = app.test_client(), app.test_client()  # IsolatedClients: a browser each
+    sign_in_client(decider, world["users"][ClientRole.GESTIONNAIRE])
+    sign_in_client(reader, world["users"][ClientRole.MEMBRE])
+    decider.get(url)
+    rendered.clear()
+    again = decider.get(url).get_data(as_text=True)
+    read = reader.get(url).get_data(as_text=True)
+    assert rendered.count("client/_quote_body.html") == 1  # the membre's only
+    assert 'value="valider"' in again and 'value="valider"' not in read
+    assert "Seuls le responsable et les gestionnaires" in read
+
+    monkeypatch.setattr(quotes_views, "paris_today", lambda: quote.valid_until + timedelta(days=1))
+    assert "a expiré" in decider.get(url).get_data(as_text=True)
+    monkeypatch.undo()
+
+    response = decider.post(f"{url}/decision", data={
+        "csrf_token": csrf_from(again), "terms_version_id": str(world["terms"].id),
+        "accept_terms": "y", "action": "valider"})
+    assert response.status_code == 302 and _count(Decision) == 1
+    decided = decider.get(url).get_data(as_text=True)
+    assert "Validé le" in decided and 'value="valider"' not in decided
 
 
 def test_valider_without_the_checkbox_changes_nothing(client, world):
