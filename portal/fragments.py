@@ -129,9 +129,11 @@ def admin_page(view, template_name: str, **context: Any) -> str:
             "admin/slotted_layout.html",
             slots={name: Markup(f"\ue001{name}\ue001") for name in ADMIN_PAGE_SLOTS}))))
     values = _admin_page_values(view, template_name, context)
+    if first_nonce != nonce:
+        parts = [part.replace(first_nonce, nonce) if index % 2 == 0 else part
+                 for index, part in enumerate(parts)]
     # Every other part is a slot's name: filled in one pass, so no value is read as a slot.
-    html = "".join(part if index % 2 == 0 else values[part] for index, part in enumerate(parts))
-    return html if first_nonce == nonce else html.replace(first_nonce, nonce)
+    return "".join(part if index % 2 == 0 else values[part] for index, part in enumerate(parts))
 
 
 def _admin_page_values(view, template_name: str, context: dict[str, Any]) -> dict[str, str]:
