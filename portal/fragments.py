@@ -12,6 +12,7 @@ times, so a database reloaded under a running process cannot serve another quote
 from __future__ import annotations
 
 import re
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from threading import Lock
@@ -54,6 +55,28 @@ class FragmentCache:
             self._fragments.clear()
 
 
+# A slot stands in a cached fragment for a value each page puts in (a CSRF token, a name). Its
+# marker carries a secret drawn when the process starts, so that no text typed by anyone (a
+# quote's title, an organisation's name) can be taken for one.
+_SLOT_SECRET = secrets.token_hex(8)
+_SLOT = re.compile(f"\ue001{_SLOT_SECRET}:([a-z_]+)\ue001")
+
+
+def slot(name: str) -> Markup:
+    """The marker of the slot `name`, to render in place of its value."""
+    return Markup(f"\ue001{_SLOT_SECRET}:{name}\ue001")
+
+
+def split_slots(html: str) -> list[str]:
+    """`html` cut at its slots: text, slot name, text, slot name… text."""
+    return _SLOT.split(html)
+
+
+def fill_slots(parts: list[str], values: dict[str, str]) -> Markup:
+    """The fragment with each slot's value put in, in one pass: no value is read as a slot."""
+    return Markup("".join(part if index % 2 == 0 else values[part] for index, part in enumerate(parts)))
+
+
 LINE_TABLES = FragmentCache(size=512)
 
 
@@ -87,8 +110,8 @@ def quote_page_body(quote: Quote, *, form, terms: TermsVersion | None, can_decid
     key = (quote.id, quote.created_at, quote.sent_at, quote.valid_until, quote.billing_mode,
            terms.id if terms else None, terms.sha256 if terms else None, can_decide, expired,
            request.script_root, str(get_locale()))
-    html = cache.get_or_render(key, lambda: render(Markup(_CSRF_TOKEN_SLOT)))
-    return Markup(html.replace(_CSRF_TOKEN_SLOT, str(escape(generate_csrf()))))
+    parts = cache.get_or_render(key, lambda: split_slots(render(slot("csrf_token"))))
+    return fill_slots(parts, {"csrf_token": str(escape(generate_csrf()))})
 
 
 CHROME_KINDS = ("head", "menu", "tail")
@@ -110,10 +133,9 @@ def admin_chrome(kind: str, view_endpoint: str, caller: Callable[[], str]) -> Ma
     return html if first_nonce == nonce else Markup(html.replace(first_nonce, nonce))
 
 
-# The parts of a back-office page that change from one page to the next, each standing in the
-# view's cached layout for its value (private-use characters, which no page holds).
+# The parts of a back-office page that change from one page to the next: slots of the view's
+# cached layout.
 ADMIN_PAGE_SLOTS = ("page_title", "messages", "body", "query", "csrf_token", "user_name")
-_SLOT = re.compile("\ue001([a-z_]+)\ue001")
 
 
 def admin_page(view, template_name: str, **context: Any) -> str:
@@ -125,15 +147,13 @@ def admin_page(view, template_name: str, **context: Any) -> str:
     cache = current_app.extensions.setdefault("admin_pages", FragmentCache(size=256))
     first_nonce, parts = cache.get_or_render(
         (view.endpoint, request.script_root, str(get_locale())),
-        lambda: (nonce, _SLOT.split(view.render(
-            "admin/slotted_layout.html",
-            slots={name: Markup(f"\ue001{name}\ue001") for name in ADMIN_PAGE_SLOTS}))))
+        lambda: (nonce, split_slots(view.render(
+            "admin/slotted_layout.html", slots={name: slot(name) for name in ADMIN_PAGE_SLOTS}))))
     values = _admin_page_values(view, template_name, context)
     if first_nonce != nonce:
         parts = [part.replace(first_nonce, nonce) if index % 2 == 0 else part
                  for index, part in enumerate(parts)]
-    # Every other part is a slot's name: filled in one pass, so no value is read as a slot.
-    return "".join(part if index % 2 == 0 else values[part] for index, part in enumerate(parts))
+    return str(fill_slots(parts, values))
 
 
 def _admin_page_values(view, template_name: str, context: dict[str, Any]) -> dict[str, str]:
@@ -163,12 +183,6 @@ def _block(template, name: str, context) -> str:
     return "".join(template.blocks[name](context))
 
 
-# Stand for the two values of the portal's navigation that differ between clients (private-use
-# characters, which no page holds).
-_ORGANISATION_NAME_SLOT = "\ue000organisation-name\ue000"
-_CSRF_TOKEN_SLOT = "\ue000csrf-token\ue000"
-
-
 def portal_navigation() -> Markup:
     """The signed-in client's navigation (client/_navigation.html): its links and labels are the
     same for every client of a role, so it is rendered once per app, role and locale, and this
@@ -176,13 +190,13 @@ def portal_navigation() -> Markup:
     and url_for calls were a sixth of the portal quote page's time."""
     user = current_user
     cache = current_app.extensions.setdefault("portal_navigation", FragmentCache(size=64))
-    html = cache.get_or_render(
+    parts = cache.get_or_render(
         (user.client_role, request.script_root, str(get_locale())),
-        lambda: render_template("client/_navigation.html", client_role=user.client_role,
-                                organisation_name=Markup(_ORGANISATION_NAME_SLOT),
-                                csrf_token=Markup(_CSRF_TOKEN_SLOT)))
-    return Markup(html.replace(_ORGANISATION_NAME_SLOT, str(escape(user.organisation.name)))
-                  .replace(_CSRF_TOKEN_SLOT, str(escape(generate_csrf()))))
+        lambda: split_slots(render_template("client/_navigation.html", client_role=user.client_role,
+                                            organisation_name=slot("organisation_name"),
+                                            csrf_token=slot("csrf_token"))))
+    return fill_slots(parts, {"organisation_name": str(escape(user.organisation.name)),
+                              "csrf_token": str(escape(generate_csrf()))})
 
 
 def register(app: Flask) -> None:

@@ -139,6 +139,22 @@ def test_a_sent_quotes_page_is_rendered_once_per_role_with_each_visitors_token(a
     assert "Validé le" in decided and 'value="valider"' not in decided
 
 
+def test_text_typed_like_a_slot_is_shown_as_typed(client, world):
+    """Cached fragments keep slots for each visitor's CSRF token and organisation name: a quote
+    title or a name written like one stays text."""
+    typed = "\ue001csrf_token\ue001 \ue000csrf-token\ue000 \ue001organisation_name\ue001"
+    world["quote"].title = typed
+    world["org"].name = f"ACME {typed}"
+    db.session.commit()
+    sign_in_client(client, world["users"][ClientRole.GESTIONNAIRE])
+    url = f"{P}/devis/{world['quote'].id}"
+    client.get(url)
+    page = client.get(url).get_data(as_text=True)  # from the cached fragments
+    token = csrf_from(page)
+    assert f"<strong>{typed}</strong>" in page and f"ACME {typed}" in page
+    assert page.count(token) == 2  # the decision form's and the sign-out form's, nowhere else
+
+
 def test_valider_without_the_checkbox_changes_nothing(client, world):
     sign_in_client(client, world["users"][ClientRole.GESTIONNAIRE])
     response = _decide(client, world["quote"], action="valider", reason="<b>Budget</b> revu")
