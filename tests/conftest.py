@@ -14,6 +14,7 @@ from portal.config import TestConfig
 from portal.extensions import db
 
 from . import factories
+from .web import sign_in
 
 IS_POSTGRES = os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql")
 
@@ -107,6 +108,15 @@ def runner(app):
 def make():
     """The factories (tests/factories.py), e.g. `make.organisation(name="ACME")`."""
     return factories
+
+
+@pytest.fixture
+def staff_client(client, make):
+    """A back-office session of the world's admin (make.world(), kept as `client.world`)."""
+    world = make.world()
+    sign_in(client, world["admin"])
+    client.world = world
+    return client
 
 
 # --- Email ------------------------------------------------------------------------------------

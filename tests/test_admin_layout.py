@@ -12,17 +12,7 @@ from flask_admin import BaseView
 from portal.admin import home, quotes_list
 from portal.extensions import db
 
-from .web import sign_in
-
 PAGES = ["/admin/", "/admin/?q=acme", "/admin/tous-les-devis/?statut=sent"]
-
-
-@pytest.fixture
-def staff_client(client, make):
-    world = make.world()
-    sign_in(client, world["admin"])
-    client.world = world
-    return client
 
 
 def _without_request_values(html: str) -> str:

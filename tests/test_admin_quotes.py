@@ -27,14 +27,6 @@ def _count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-@pytest.fixture
-def staff_client(client, make):
-    world = make.world()
-    sign_in(client, world["admin"])
-    client.world = world
-    return client
-
-
 def test_home_speaks_the_seed_words_and_shows_the_queues(staff_client):
     html = staff_client.get("/admin/").get_data(as_text=True)
     for words in ("Gestion courante", "Demandes de devis à traiter", "Devis en attente du client",
