@@ -181,9 +181,9 @@ def measure_close(url: str, organisations: int, quotes: int) -> dict:
 
 
 def _decide(url: str, work: list[tuple[int, int]], barrier, results) -> None:
-    from portal import create_app, quotes
+    from portal import auth, create_app, quotes
     from portal.extensions import db
-    from portal.models import Channel, Quote, TermsVersion, User
+    from portal.models import Channel, TermsVersion
 
     app = create_app(bench_config(url))
     with app.app_context():
@@ -193,9 +193,9 @@ def _decide(url: str, work: list[tuple[int, int]], barrier, results) -> None:
         started = time.perf_counter()
         done = 0
         for quote_id, user_id in work:  # what the portal's Valider does, minus the HTTP
-            quote = db.session.get(Quote, quote_id)
-            quotes.accept(quote, actor=db.session.get(User, user_id),
-                          terms_version=db.session.get(TermsVersion, 1), channel=Channel.PORTAL)
+            client = db.session.scalars(auth.CLIENT_BY_ID, {"user_id": user_id}).one()
+            quote, in_force = quotes.quote_with_current_terms(quote_id)
+            quotes.accept(quote, actor=client, terms_version=in_force, channel=Channel.PORTAL)
             db.session.commit()
             done += 1
         results.put((started, time.perf_counter(), done))

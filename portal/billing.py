@@ -132,17 +132,23 @@ def seller_settings() -> SellerSettings:
     return db.session.get(SellerSettings, 1) or SellerSettings(id=1)
 
 
+SNAPSHOT_SELLER_FIELDS = list(MANDATORY_SELLER_FIELDS) + [
+    "address_line2", "country", "email", "phone", "iban", "bic",
+    "early_payment_discount", "late_penalty_rate", "operation_category",
+]
+# Read as a plain row: every invoice reads it, and loading the model object (and flushing the
+# session's pending rows first) cost more than the query.
+SELLER_SNAPSHOT_ROW = select(*(getattr(SellerSettings, field) for field in SNAPSHOT_SELLER_FIELDS)
+                             ).where(SellerSettings.id == 1).execution_options(autoflush=False)
+
+
 def seller_snapshot() -> dict[str, str]:
     """The seller identity frozen onto an invoice; refuses to issue if a mention is missing."""
-    settings = seller_settings()
-    missing = [label for field, label in MANDATORY_SELLER_FIELDS.items() if not getattr(settings, field)]
+    row = db.session.execute(SELLER_SNAPSHOT_ROW).mappings().one_or_none() or {}
+    missing = [label for field, label in MANDATORY_SELLER_FIELDS.items() if not row.get(field)]
     if missing:
         raise SellerSettingsIncomplete(fields=", ".join(missing))
-    fields = list(MANDATORY_SELLER_FIELDS) + [
-        "address_line2", "country", "email", "phone", "iban", "bic",
-        "early_payment_discount", "late_penalty_rate", "operation_category",
-    ]
-    return {field: getattr(settings, field) or "" for field in fields}
+    return {field: row[field] or "" for field in SNAPSHOT_SELLER_FIELDS}
 
 
 def buyer_snapshot(organisation: Organisation) -> dict[str, str]:

@@ -35,7 +35,7 @@ from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_mail import Connection, Message
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import audit, auth
@@ -80,9 +80,11 @@ def enqueue(*, recipient: str, template: str, context: dict[str, Any], dedupe_ke
     return email
 
 
-def new_email(*, recipient: str, template: str, context: dict[str, Any], dedupe_key: str) -> OutboxEmail:
+def new_email(*, recipient: str | ColumnElement[str], template: str, context: dict[str, Any],
+              dedupe_key: str) -> OutboxEmail:
     """An outbox row, not yet added, for a dedupe key no row can have yet (it names a row created in
-    this transaction): jobs add many in one INSERT, without `enqueue`'s lookup."""
+    this transaction): jobs add many in one INSERT, without `enqueue`'s lookup. `recipient` may be
+    a SQL expression, which the INSERT reads."""
     return OutboxEmail(recipient=recipient, template=template, context=context, dedupe_key=dedupe_key)
 
 

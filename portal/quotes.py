@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, billing, mail
 from .exceptions import (
+    DomainError,
     EmptyQuote,
     InvalidInput,
     InvalidPrice,
@@ -219,7 +220,8 @@ def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | No
 
 
 def _supersede(previous: Quote, *, actor: User, ip: str | None) -> None:
-    _transition(previous, QuoteStatus.SUPERSEDED)
+    if not _transition(previous, QuoteStatus.SUPERSEDED):
+        raise QuoteNotPending()
     audit.record("quote.superseded", previous, actor=actor, organisation_id=previous.organisation_id,
                  ip=ip)
 
@@ -258,7 +260,8 @@ def cancel(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
         quote.status = QuoteStatus.CANCELLED
         db.session.flush()
     else:
-        _transition(quote, QuoteStatus.CANCELLED)
+        if not _transition(quote, QuoteStatus.CANCELLED):
+            raise QuoteNotPending()
     audit.record("quote.cancelled", quote, actor=actor, organisation_id=quote.organisation_id, ip=ip)
     return quote
 
@@ -271,28 +274,29 @@ def expire_overdue(*, now: datetime | None = None) -> list[Quote]:
     ).all()
     expired = []
     for quote in overdue:
-        try:
-            _transition(quote, QuoteStatus.EXPIRED)
-        except QuoteNotPending:
+        if not _transition(quote, QuoteStatus.EXPIRED):
             continue  # decided meanwhile
         audit.record("quote.expired", quote, actor=None, organisation_id=quote.organisation_id)
         expired.append(quote)
     return expired
 
 
-def _transition(quote: Quote, target: QuoteStatus, **values: object) -> None:
-    """Move a sent quote to `target`, only if it is still sent (a row-level compare-and-set)."""
+def _transition(quote: Quote, target: QuoteStatus, *conditions: ColumnElement[bool],
+                **values: object) -> bool:
+    """Move a sent quote to `target`, only if it is still sent and `conditions` hold (a row-level
+    compare-and-set); False if it did not move."""
     changed = db.session.execute(
         update(Quote)
-        .where(Quote.id == quote.id, Quote.status == QuoteStatus.SENT)
+        .where(Quote.id == quote.id, Quote.status == QuoteStatus.SENT, *conditions)
         .values(status=target, **values)
         .execution_options(synchronize_session=False)
     ).rowcount
     if not changed:
-        raise QuoteNotPending()
+        return False
     # The row holds what was just written, locked until commit: set on the object, not read back.
     for key, value in {"status": target, **values}.items():
         set_committed_value(quote, key, value)
+    return True
 
 
 # --- Terms of sale (CGV) ----------------------------------------------------------------------
@@ -358,10 +362,11 @@ def quote_content_hash(quote: Quote) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def accept(quote: Quote, *, actor: User, terms_version: TermsVersion, channel: Channel,
+def accept(quote: Quote, *, actor: User, terms_version: TermsVersion | None, channel: Channel,
            ip: str | None = None, user_agent: str | None = None,
            now: datetime | None = None) -> Decision:
-    """Accept a sent quote: per order, issue its invoice; monthly, grant its credits."""
+    """Accept a sent quote under `terms_version`, the CGV the client read (refused unless it is the
+    version in force): per order, issue its invoice; monthly, grant its credits."""
     now = now or utcnow()
     decision = _decide(quote, DecisionKind.ACCEPTED, actor=actor, terms_version=terms_version,
                        channel=channel, ip=ip, user_agent=user_agent, now=now, reason=None)
@@ -374,7 +379,7 @@ def accept(quote: Quote, *, actor: User, terms_version: TermsVersion, channel: C
     return decision
 
 
-def refuse(quote: Quote, *, actor: User, terms_version: TermsVersion, channel: Channel,
+def refuse(quote: Quote, *, actor: User, terms_version: TermsVersion | None, channel: Channel,
            reason: str | None = None, ip: str | None = None, user_agent: str | None = None,
            now: datetime | None = None) -> Decision:
     """Refuse a sent quote, with an optional reason."""
@@ -383,7 +388,7 @@ def refuse(quote: Quote, *, actor: User, terms_version: TermsVersion, channel: C
                    reason=(reason or "").strip() or None)
 
 
-def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: TermsVersion,
+def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: TermsVersion | None,
             channel: Channel, ip: str | None, user_agent: str | None, now: datetime,
             reason: str | None) -> Decision:
     organisation = quote.organisation
@@ -392,17 +397,15 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
         raise QuoteNotPending()
     if quote.valid_until is not None and quote.valid_until < billing.paris_today(now):
         raise QuoteExpired()
-    current = current_terms()
-    if current is None:
-        raise TermsMissing()
-    if terms_version is None or terms_version.id != current.id:
-        raise TermsChanged()
     target = QuoteStatus.ACCEPTED if kind == DecisionKind.ACCEPTED else QuoteStatus.REFUSED
-    _transition(quote, target, decided_at=now)
+    # The CGV shown must still be the version in force: checked in the compare-and-set itself, so
+    # that a version published meanwhile is seen at the very moment the quote is decided.
+    if terms_version is None or not _transition(quote, target, _in_force(terms_version), decided_at=now):
+        raise _why_undecided(terms_version)
     on_behalf = actor.kind == UserKind.STAFF
     decision = Decision(
         quote_id=quote.id, kind=kind, actor_id=actor.id, organisation_id=organisation.id,
-        channel=channel, terms_version_id=current.id, terms_sha256=current.sha256,
+        channel=channel, terms_version_id=terms_version.id, terms_sha256=terms_version.sha256,
         quote_sha256=quote_content_hash(quote),
         mandate_granted_by_id=organisation.staff_validation_changed_by_id if on_behalf else None,
         mandate_granted_at=organisation.staff_validation_changed_at if on_behalf else None,
@@ -411,12 +414,27 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
     db.session.add(decision)
     db.session.flush()
     audit.record(f"quote.{kind.value}", quote, actor=actor, organisation_id=organisation.id, ip=ip,
-                 channel=channel, terms=current.version_label, on_behalf=on_behalf, reason=reason)
+                 channel=channel, terms=terms_version.version_label, on_behalf=on_behalf, reason=reason)
     # No lookup of the dedupe key: a quote is decided once (the compare-and-set above).
     db.session.add(mail.new_email(recipient=_staff_contact(quote), template="quote_decided",
                                   context={"quote_id": quote.id, "decision_id": decision.id},
                                   dedupe_key=f"quote_decided:{quote.id}"))
     return decision
+
+
+def _in_force(terms_version: TermsVersion) -> ColumnElement[bool]:
+    return _current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery() == terms_version.id
+
+
+def _why_undecided(terms_version: TermsVersion | None) -> DomainError:
+    """Why the compare-and-set of a decision changed nothing: no CGV published, another version in
+    force, or the quote decided (or cancelled) meanwhile."""
+    current = current_terms()
+    if current is None:
+        return TermsMissing()
+    if terms_version is None or terms_version.id != current.id:
+        return TermsChanged()
+    return QuoteNotPending()
 
 
 def _check_decider(actor: User, organisation: Organisation) -> None:
@@ -430,10 +448,12 @@ def _check_decider(actor: User, organisation: Organisation) -> None:
         raise NotAllowed("Seul un responsable ou un gestionnaire peut valider ou refuser un devis.")
 
 
-def _staff_contact(quote: Quote) -> str:
-    if quote.created_by is not None and quote.created_by.active:
-        return quote.created_by.email
-    return current_app.config["STAFF_NOTIFICATION_EMAIL"]
+def _staff_contact(quote: Quote) -> ColumnElement[str]:
+    """The quote's author if still active, else the staff notification address: read by the
+    email's INSERT, not loaded first."""
+    author = (select(User.email).where(User.id == quote.created_by_id, User.active)
+              .scalar_subquery())
+    return func.coalesce(author, current_app.config["STAFF_NOTIFICATION_EMAIL"])
 
 
 # --- Mandate ----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from portal.models import (
     DecisionKind,
     Invoice,
     OutboxEmail,
+    Quote,
     QuoteStatus,
     utcnow,
 )
@@ -216,3 +217,21 @@ def test_decision_notifies_staff_once(make):
     _accept(world)
     rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.template == "quote_decided")).all()
     assert [row.recipient for row in rows] == [world["admin"].email]
+
+
+def test_decision_of_a_deactivated_authors_quote_goes_to_the_staff_address(app, make):
+    world = make.world()
+    world["admin"].active = False
+    db.session.flush()
+    _accept(world)
+    db.session.commit()
+    rows = db.session.scalars(select(OutboxEmail).where(OutboxEmail.template == "quote_decided")).all()
+    assert [row.recipient for row in rows] == [app.config["STAFF_NOTIFICATION_EMAIL"]]
+
+
+def test_a_decision_without_the_terms_in_force_is_refused_and_changes_nothing(make):
+    world = make.world()
+    with pytest.raises(TermsChanged):
+        _accept(world, terms_version=None)
+    assert _count(Decision) == 0 and _count(Invoice) == 0
+    assert db.session.scalar(select(Quote.status).where(Quote.id == world["quote"].id)) == QuoteStatus.SENT

@@ -95,7 +95,8 @@ def _is_past_validity(quote: Quote) -> bool:
 @client_required
 def decide(quote_id: int):
     """Valider (with the CGV checkbox) or Refuser (with an optional reason)."""
-    quote = _visible_quote(quote_id)
+    quote, in_force = quotes.quote_with_current_terms(quote_id)
+    quote = _visible(owned(quote))
     form = DecisionForm()
     if not form.validate_on_submit():
         abort(400)
@@ -107,7 +108,7 @@ def decide(quote_id: int):
               "error")
         return _render_quote(quote, form, 422)
     try:
-        decision = _record_decision(quote, form, action)
+        decision = _record_decision(quote, form, action, in_force)
         db.session.commit()
     except TermsChanged as error:
         db.session.rollback()
@@ -120,11 +121,11 @@ def decide(quote_id: int):
     return _after_decision(quote, decision.kind.value)
 
 
-def _record_decision(quote: Quote, form: DecisionForm, action: str):
-    terms_id = form.terms_version_id.data
-    terms = db.session.get(TermsVersion, int(terms_id)) if (terms_id or "").isdecimal() else None
+def _record_decision(quote: Quote, form: DecisionForm, action: str, in_force: TermsVersion | None):
+    # The CGV read on the page, if it is the version in force; any other is refused as changed.
+    read = in_force if in_force is not None and form.terms_version_id.data == str(in_force.id) else None
     channel = Channel.EMAIL_LINK if session.get(LINK_SESSION_KEY) == quote.id else Channel.PORTAL
-    arguments = dict(actor=current_user, terms_version=terms, channel=channel,
+    arguments = dict(actor=current_user, terms_version=read, channel=channel,
                      ip=request.remote_addr, user_agent=request.user_agent.string)
     if action == "valider":
         return quotes.accept(quote, **arguments)
