@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -105,15 +106,20 @@ def next_numbers(series: str, year: int, count: int) -> list[str]:
     return [f"{series}-{year}-{value:05d}" for value in range(last - count + 1, last + 1)]
 
 
+# A Core statement, built once: counters are never loaded as objects, so there is nothing to
+# synchronise, and building the statement cost more than running it.
+_COUNTER = NumberCounter.__table__
+INCREMENT_COUNTER = (
+    update(_COUNTER)
+    .where(_COUNTER.c.series == bindparam("of_series"), _COUNTER.c.year == bindparam("of_year"))
+    .values(last_value=_COUNTER.c.last_value + bindparam("count", type_=Integer))
+    .returning(_COUNTER.c.last_value)
+)
+
+
 def _increment_counter(series: str, year: int, count: int) -> int | None:
-    # A Core statement: counters are never loaded as objects, so there is nothing to synchronise.
-    counter = NumberCounter.__table__
-    return db.session.execute(
-        update(counter)
-        .where(counter.c.series == series, counter.c.year == year)
-        .values(last_value=counter.c.last_value + count)
-        .returning(counter.c.last_value)
-    ).scalar_one_or_none()
+    return db.session.execute(INCREMENT_COUNTER, {"of_series": series, "of_year": year, "count": count}
+                              ).scalar_one_or_none()
 
 
 def _ensure_counter(series: str, year: int) -> None:
@@ -215,15 +221,19 @@ def _id_before_insert(model: type[db.Model]) -> int | None:
     once a row is inserted (SQLite)."""
     if db.session.get_bind().dialect.name != "postgresql":
         return None
-    sequence = func.pg_get_serial_sequence(model.__tablename__, "id")
-    return db.session.scalar(select(func.nextval(sequence)))
+    return db.session.scalar(_next_id_statement(model.__tablename__))
+
+
+@cache
+def _next_id_statement(table: str) -> Select:
+    return select(func.nextval(func.pg_get_serial_sequence(table, "id")))
 
 
 def _queue_invoice_emails(invoice_id: int, organisation: Organisation, contact: User | None,
                           template: str) -> None:
     # No lookup of the dedupe keys: they name an invoice of this transaction, which no row can name yet.
-    db.session.add_all(mail.new_email(**_invoice_email(invoice_id, address, template))
-                       for address in invoice_contacts(organisation, contact))
+    mail.insert_new([_invoice_email(invoice_id, address, template)
+                     for address in invoice_contacts(organisation, contact)])
 
 
 def issue_monthly_invoices(

@@ -35,7 +35,7 @@ from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_mail import Connection, Message
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import audit, auth
@@ -80,12 +80,21 @@ def enqueue(*, recipient: str, template: str, context: dict[str, Any], dedupe_ke
     return email
 
 
-def new_email(*, recipient: str | ColumnElement[str], template: str, context: dict[str, Any],
-              dedupe_key: str) -> OutboxEmail:
+def new_email(*, recipient: str, template: str, context: dict[str, Any], dedupe_key: str) -> OutboxEmail:
     """An outbox row, not yet added, for a dedupe key no row can have yet (it names a row created in
-    this transaction): jobs add many in one INSERT, without `enqueue`'s lookup. `recipient` may be
-    a SQL expression, which the INSERT reads."""
+    this transaction): jobs add many in one INSERT, without `enqueue`'s lookup."""
     return OutboxEmail(recipient=recipient, template=template, context=context, dedupe_key=dedupe_key)
+
+
+# Plain INSERTs, sent at once, for the emails of a decision: no model object, no unit of work.
+INSERT_EMAIL = insert(OutboxEmail.__table__)
+
+
+def insert_new(emails: list[dict[str, Any]], statement: Insert = INSERT_EMAIL) -> None:
+    """Insert outbox rows now (each with `new_email`'s arguments), for dedupe keys no row can have
+    yet; `statement` may compute some columns itself (see `quotes.DECIDED_EMAIL`)."""
+    if emails:
+        db.session.execute(statement, emails)
 
 
 def enqueue_with_magic_link(*, user: User, quote: Quote, template: str, dedupe_key: str,

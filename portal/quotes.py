@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
+from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import audit, billing, mail
@@ -281,22 +281,33 @@ def expire_overdue(*, now: datetime | None = None) -> list[Quote]:
     return expired
 
 
-def _transition(quote: Quote, target: QuoteStatus, *conditions: ColumnElement[bool],
+def _transition(quote: Quote, target: QuoteStatus, *, terms_id: int | None = None,
                 **values: object) -> bool:
-    """Move a sent quote to `target`, only if it is still sent and `conditions` hold (a row-level
-    compare-and-set); False if it did not move."""
-    changed = db.session.execute(
-        update(Quote)
-        .where(Quote.id == quote.id, Quote.status == QuoteStatus.SENT, *conditions)
-        .values(status=target, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:
+    """Move a sent quote to `target`, only if it is still sent and, given `terms_id`, that CGV
+    version is in force (a row-level compare-and-set); False if it did not move."""
+    statement = _transition_statement(tuple(values), terms_id is not None)
+    parameters = {"quote_id": quote.id, "target": target, "terms_id": terms_id,
+                  **{f"new_{column}": value for column, value in values.items()}}
+    if not db.session.execute(statement, parameters).rowcount:
         return False
     # The row holds what was just written, locked until commit: set on the object, not read back.
     for key, value in {"status": target, **values}.items():
         set_committed_value(quote, key, value)
     return True
+
+
+@cache
+def _transition_statement(columns: tuple[str, ...], checks_terms: bool) -> Update:
+    """Built once per shape, values left as parameters: building a statement and its cache key
+    cost more than running it."""
+    statement = update(Quote).where(Quote.id == bindparam("quote_id"), Quote.status == QuoteStatus.SENT)
+    if checks_terms:
+        in_force = _current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery()
+        statement = statement.where(in_force == bindparam("terms_id"))
+    new_values = {column: bindparam(f"new_{column}", type_=Quote.__table__.c[column].type)
+                  for column in columns}
+    return (statement.values(status=bindparam("target", type_=Quote.status.type), **new_values)
+            .execution_options(synchronize_session=False))
 
 
 # --- Terms of sale (CGV) ----------------------------------------------------------------------
@@ -400,7 +411,7 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
     target = QuoteStatus.ACCEPTED if kind == DecisionKind.ACCEPTED else QuoteStatus.REFUSED
     # The CGV shown must still be the version in force: checked in the compare-and-set itself, so
     # that a version published meanwhile is seen at the very moment the quote is decided.
-    if terms_version is None or not _transition(quote, target, _in_force(terms_version), decided_at=now):
+    if terms_version is None or not _transition(quote, target, terms_id=terms_version.id, decided_at=now):
         raise _why_undecided(terms_version)
     on_behalf = actor.kind == UserKind.STAFF
     decision = Decision(
@@ -416,14 +427,12 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
     audit.record(f"quote.{kind.value}", quote, actor=actor, organisation_id=organisation.id, ip=ip,
                  channel=channel, terms=terms_version.version_label, on_behalf=on_behalf, reason=reason)
     # No lookup of the dedupe key: a quote is decided once (the compare-and-set above).
-    db.session.add(mail.new_email(recipient=_staff_contact(quote), template="quote_decided",
-                                  context={"quote_id": quote.id, "decision_id": decision.id},
-                                  dedupe_key=f"quote_decided:{quote.id}"))
+    mail.insert_new([{"author_id": quote.created_by_id,
+                      "staff_address": current_app.config["STAFF_NOTIFICATION_EMAIL"],
+                      "template": "quote_decided",
+                      "context": {"quote_id": quote.id, "decision_id": decision.id},
+                      "dedupe_key": f"quote_decided:{quote.id}"}], DECIDED_EMAIL)
     return decision
-
-
-def _in_force(terms_version: TermsVersion) -> ColumnElement[bool]:
-    return _current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery() == terms_version.id
 
 
 def _why_undecided(terms_version: TermsVersion | None) -> DomainError:
@@ -448,12 +457,10 @@ def _check_decider(actor: User, organisation: Organisation) -> None:
         raise NotAllowed("Seul un responsable ou un gestionnaire peut valider ou refuser un devis.")
 
 
-def _staff_contact(quote: Quote) -> ColumnElement[str]:
-    """The quote's author if still active, else the staff notification address: read by the
-    email's INSERT, not loaded first."""
-    author = (select(User.email).where(User.id == quote.created_by_id, User.active)
-              .scalar_subquery())
-    return func.coalesce(author, current_app.config["STAFF_NOTIFICATION_EMAIL"])
+# The staff email of a decision goes to the quote's author if still active, else to the staff
+# notification address: read by the INSERT itself, not loaded first.
+_ACTIVE_AUTHOR = select(User.email).where(User.id == bindparam("author_id"), User.active).scalar_subquery()
+DECIDED_EMAIL = mail.INSERT_EMAIL.values(recipient=func.coalesce(_ACTIVE_AUTHOR, bindparam("staff_address")))
 
 
 # --- Mandate ----------------------------------------------------------------------------------
