@@ -211,3 +211,10 @@ def test_home_counts_a_queue_up_to_its_cap(client, staff, monkeypatch):
     assert '<span class="count badge badge-primary">4</span>' in client.get("/admin/").get_data(as_text=True)
     monkeypatch.setattr(home, "QUEUE_COUNT_CAP", 3)
     assert '<span class="count badge badge-primary">3+</span>' in client.get("/admin/").get_data(as_text=True)
+
+
+def test_a_queue_is_counted_no_further_than_asked(staff):
+    _bulk(staff["org"], staff["users"][ClientRole.GESTIONNAIRE], 3)  # 4 quotes await the client
+    count, _first_rows = home.QUEUES["awaiting"]
+    assert db.session.scalar(count, {"counted": 2}) == 2
+    assert db.session.scalar(count, {"counted": 100}) == 4
