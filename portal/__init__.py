@@ -28,6 +28,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     register_proxy_fix(app)
     app.url_map.converters["int"] = DatabaseIdConverter
     register_extensions(app)
+    register_read_only_pages(app)
     register_blueprints(app)
     register_security_headers(app)
     register_cli(app)
@@ -104,6 +105,12 @@ def register_webhooks(app: Flask) -> None:
     from .webhooks import blueprint as webhooks
 
     app.register_blueprint(webhooks)
+
+
+def register_read_only_pages(app: Flask) -> None:
+    from .read_only import register
+
+    register(app)
 
 
 def register_security_headers(app: Flask) -> None:

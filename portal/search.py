@@ -108,7 +108,9 @@ def _name_condition(kind: str, dialect: str):
     letters on, only on the candidates of the trigram FTS table."""
     pattern = bindparam("pattern", type_=String)
     if dialect != "sqlite":
-        return ORGANISATION.c.name.ilike(pattern, escape="\\")
+        # Backslash is PostgreSQL's escape character already; an ESCAPE clause would be evaluated
+        # (like_escape) on every row the trigram index hands over, once the statement is prepared.
+        return ORGANISATION.c.name.ilike(pattern)
     contains = ORGANISATION.c.name.like(pattern, escape="\\")
     if kind == "like":
         return contains

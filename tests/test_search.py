@@ -9,7 +9,8 @@ from portal.extensions import db
 from portal.search import search_organisations
 
 NAMES = ["Atelier Martin", "MARTINEZ Frères", "Boulangerie Amartine", "Remise 100% Atelier",
-         "Remise 1000 Atelier", "Garage_Nord", "Garage Nord", "Café de la gare", "Ma Petite Entreprise"]
+         "Remise 1000 Atelier", "Garage_Nord", "Garage Nord", "Café de la gare", "Ma Petite Entreprise",
+         "Import\\Export"]
 
 
 def _names(query: str) -> list[str]:
@@ -17,7 +18,7 @@ def _names(query: str) -> list[str]:
 
 
 @pytest.mark.parametrize("query", ["martin", "MARTIN", "art", "ma", "100%", "100", "e_n", "garage_",
-                                   "Garage Nord", "café", "atelier", "zzz"])
+                                   "Garage Nord", "café", "atelier", "zzz", "t\\e", "\\ex"])
 def test_name_search_finds_exactly_the_names_containing_the_words(make, query):
     for name in NAMES:
         make.organisation(name=name)

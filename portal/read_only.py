@@ -1,0 +1,48 @@
+"""Pages that only read, served outside a transaction.
+
+A request's statements normally share one transaction, ended by a ROLLBACK when nothing was
+committed. On PostgreSQL a page that only reads pays for it twice: two round trips (BEGIN and
+ROLLBACK), and psycopg forgets its prepared statements at every ROLLBACK, so each statement of
+every page is parsed and planned again. The GET pages listed here read and never write: they run
+in autocommit mode, each statement on its own snapshot (each reads what it shows in one go), and
+their prepared statements live on. A write sent from one of them is refused before it reaches
+the database, so that it can never be committed on its own.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+# The back office's busiest pages: the home (queues and search), its suggestions, the quote list.
+READ_ONLY_ENDPOINTS = frozenset({"admin.index", "admin.suggest", "quote_list.index"})
+READ_ONLY = "portal_read_only"
+
+
+class WriteOnReadOnlyPage(RuntimeError):
+    """A statement other than SELECT was sent while serving a page of READ_ONLY_ENDPOINTS."""
+
+
+def begin_read_only_request() -> None:
+    """before_request: the listed GET pages take their connection in autocommit mode."""
+    if request.method in ("GET", "HEAD") and request.endpoint in READ_ONLY_ENDPOINTS:
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT", READ_ONLY: True})
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _refuse_writes_on_read_only_pages(connection, cursor, statement: str, parameters, context,
+                                      executemany: bool) -> None:
+    if connection.get_execution_options().get(READ_ONLY) and not _reads_only(statement):
+        raise WriteOnReadOnlyPage(f"a page of READ_ONLY_ENDPOINTS sent a write: {statement[:60]}")
+
+
+def _reads_only(statement: str) -> bool:
+    return statement.lstrip()[:6].upper() == "SELECT"
+
+
+def register(app: Flask) -> None:
+    # First of the app's hooks: nothing may open the request's transaction before it.
+    app.before_request_funcs.setdefault(None, []).insert(0, begin_read_only_request)
