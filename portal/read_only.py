@@ -3,10 +3,10 @@
 A request's statements normally share one transaction, ended by a ROLLBACK when nothing was
 committed. On PostgreSQL a page that only reads pays for it twice: two round trips (BEGIN and
 ROLLBACK), and psycopg forgets its prepared statements at every ROLLBACK, so each statement of
-every page is parsed and planned again. The GET pages listed here read and never write: they run
-in autocommit mode, each statement on its own snapshot (each reads what it shows in one go), and
-their prepared statements live on. A write sent from one of them is refused before it reaches
-the database, so that it can never be committed on its own.
+every page is parsed and planned again. The GET pages listed here read and never write: there
+they run in autocommit mode, each statement on its own snapshot (each reads what it shows in one
+go), and their prepared statements live on. A write sent from one of them is refused before it
+reaches the database, so that it can never be committed on its own.
 """
 
 from __future__ import annotations
@@ -27,9 +27,14 @@ class WriteOnReadOnlyPage(RuntimeError):
 
 
 def begin_read_only_request() -> None:
-    """before_request: the listed GET pages take their connection in autocommit mode."""
+    """before_request: the listed GET pages take their connection read-only, in autocommit mode
+    but on SQLite, whose driver opens no transaction for reads (and would send a PRAGMA to leave
+    autocommit when the connection goes back to the pool)."""
     if request.method in ("GET", "HEAD") and request.endpoint in READ_ONLY_ENDPOINTS:
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT", READ_ONLY: True})
+        options: dict = {READ_ONLY: True}
+        if db.session.get_bind().dialect.name != "sqlite":
+            options["isolation_level"] = "AUTOCOMMIT"
+        db.session.connection(execution_options=options)
 
 
 @event.listens_for(Engine, "before_cursor_execute")

@@ -3,6 +3,9 @@ write sent while serving one of them is refused before it reaches the database."
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
 import pytest
 from sqlalchemy import event, select, update
 
@@ -15,18 +18,25 @@ LISTED = ["/admin/", "/admin/?q=Organisation", "/admin/recherche?q=Organisation"
 
 
 @pytest.mark.parametrize("path", LISTED)
-def test_every_statement_of_a_listed_page_runs_in_autocommit_mode(staff_client, path):
-    modes = []
+def test_every_statement_of_a_listed_page_is_read_only_and_outside_a_transaction(staff_client, path):
+    seen = []
 
-    def note_mode(connection, *_args) -> None:
-        modes.append(connection.get_execution_options().get("isolation_level"))
+    def note(connection, *_args) -> None:
+        seen.append((connection.get_execution_options().get(read_only.READ_ONLY),
+                     _in_transaction(connection.connection.dbapi_connection)))
 
-    event.listen(db.engine, "before_cursor_execute", note_mode)
+    event.listen(db.engine, "after_cursor_execute", note)
     try:
         assert staff_client.get(path).status_code == 200
     finally:
-        event.remove(db.engine, "before_cursor_execute", note_mode)
-    assert modes and set(modes) == {"AUTOCOMMIT"}  # the signed-in user's row included
+        event.remove(db.engine, "after_cursor_execute", note)
+    assert seen and set(seen) == {(True, False)}  # the signed-in user's row included
+
+
+def _in_transaction(dbapi_connection) -> bool:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        return dbapi_connection.in_transaction
+    return dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
 
 @pytest.mark.parametrize("method, path", [("POST", "/admin/"), ("GET", "/espace-client/devis"),
@@ -34,7 +44,7 @@ def test_every_statement_of_a_listed_page_runs_in_autocommit_mode(staff_client, 
 def test_other_requests_keep_their_transaction(app, method, path):
     with app.test_request_context(path, method=method):
         read_only.begin_read_only_request()
-        assert "isolation_level" not in db.session.connection().get_execution_options()
+        assert read_only.READ_ONLY not in db.session.connection().get_execution_options()
         db.session.remove()
 
 
