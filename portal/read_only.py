@@ -17,8 +17,13 @@ from sqlalchemy.engine import Engine
 
 from .extensions import db
 
-# The back office's busiest pages: the home (queues and search), its suggestions, the quote list.
-READ_ONLY_ENDPOINTS = frozenset({"admin.index", "admin.suggest", "quote_list.index"})
+# The busiest pages. Back office: the home (queues and search), its suggestions, the quote list,
+# an organisation's tabs. Portal: the quote list and page, the invoice list and page, the credits.
+READ_ONLY_ENDPOINTS = frozenset({
+    "admin.index", "admin.suggest", "quote_list.index", "organisation.page",
+    "client.quote_list", "client.quote_page", "client.invoice_list", "client.invoice_page",
+    "client.credits",
+})
 READ_ONLY = "portal_read_only"
 
 

@@ -1,5 +1,6 @@
-"""The back office's busiest GET pages only read: they are served outside a transaction, and a
-write sent while serving one of them is refused before it reaches the database."""
+"""The busiest GET pages only read: they are served read-only (outside a transaction on
+PostgreSQL), and a write sent while serving one of them is refused before it reaches the
+database."""
 
 from __future__ import annotations
 
@@ -7,30 +8,36 @@ import sqlite3
 
 import psycopg
 import pytest
+from flask import request
 from sqlalchemy import event, select, update
 
 from portal import read_only
 from portal.extensions import db
-from portal.models import Organisation
+from portal.models import ClientRole, Organisation
 
-LISTED = ["/admin/", "/admin/?q=Organisation", "/admin/recherche?q=Organisation",
-          "/admin/tous-les-devis/", "/admin/tous-les-devis/?q=Organisation"]
+from .web import sign_in_client
+
+STAFF_PAGES = ["/admin/", "/admin/?q=Organisation", "/admin/recherche?q=Organisation",
+               "/admin/tous-les-devis/", "/admin/tous-les-devis/?q=Organisation",
+               "/admin/organisation/{org}/", "/admin/organisation/{org}/devis"]
+PORTAL_PAGES = ["/espace-client/devis", "/espace-client/devis/{quote}", "/espace-client/factures",
+                "/espace-client/credits"]
 
 
-@pytest.mark.parametrize("path", LISTED)
-def test_every_statement_of_a_listed_page_is_read_only_and_outside_a_transaction(staff_client, path):
+def _statements_of(client, path: str) -> list[tuple[bool, bool]]:
+    """(read-only, inside a transaction) of each statement sent while serving `path`."""
     seen = []
 
     def note(connection, *_args) -> None:
-        seen.append((connection.get_execution_options().get(read_only.READ_ONLY),
+        seen.append((connection.get_execution_options().get(read_only.READ_ONLY, False),
                      _in_transaction(connection.connection.dbapi_connection)))
 
     event.listen(db.engine, "after_cursor_execute", note)
     try:
-        assert staff_client.get(path).status_code == 200
+        assert client.get(path).status_code == 200
     finally:
         event.remove(db.engine, "after_cursor_execute", note)
-    assert seen and set(seen) == {(True, False)}  # the signed-in user's row included
+    return seen
 
 
 def _in_transaction(dbapi_connection) -> bool:
@@ -39,10 +46,26 @@ def _in_transaction(dbapi_connection) -> bool:
     return dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
 
-@pytest.mark.parametrize("method, path", [("POST", "/admin/"), ("GET", "/espace-client/devis"),
-                                          ("GET", "/admin/organisation/1/")])
+@pytest.mark.parametrize("path", STAFF_PAGES)
+def test_every_statement_of_a_listed_staff_page_is_read_only_outside_a_transaction(staff_client, path):
+    seen = _statements_of(staff_client, path.format(org=staff_client.world["org"].id))
+    assert seen and set(seen) == {(True, False)}  # the signed-in user's row included
+
+
+@pytest.mark.parametrize("path", PORTAL_PAGES)
+def test_every_statement_of_a_listed_portal_page_is_read_only_outside_a_transaction(client, make, path):
+    world = make.world()
+    db.session.commit()
+    sign_in_client(client, world["users"][ClientRole.RESPONSABLE])
+    seen = _statements_of(client, path.format(quote=world["quote"].id))
+    assert seen and set(seen) == {(True, False)}
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/espace-client/parametres"),
+                                          ("GET", "/espace-client/parametres"), ("GET", "/admin/demandes/")])
 def test_other_requests_keep_their_transaction(app, method, path):
     with app.test_request_context(path, method=method):
+        assert request.endpoint is not None  # a real page, merely not listed
         read_only.begin_read_only_request()
         assert read_only.READ_ONLY not in db.session.connection().get_execution_options()
         db.session.remove()
