@@ -18,7 +18,7 @@ from collections.abc import Callable, Hashable
 from threading import Lock
 from typing import Any
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, get_flashed_messages, render_template, request
 from flask_admin import helpers as admin_helpers
 from flask_babel import get_locale, gettext, ngettext
 from flask_login import current_user
@@ -168,11 +168,10 @@ def _admin_page_values(view, template_name: str, context: dict[str, Any]) -> dic
                  **view._template_args, **context}
     current_app.update_template_context(variables)
     page = template.new_context(variables)
-    layout = environment.get_template(view.admin.theme.base_template)
     return {
         "page_title": _block(template, "page_title", page),
         "body": _block(template, "body", page),
-        "messages": _block(layout, "messages", layout.new_context(variables)),
+        "messages": _messages_block(environment, view, variables),
         "query": str(escape(request.args.get("q", ""))),
         "csrf_token": str(escape(generate_csrf())),
         "user_name": str(escape(current_user.full_name)),
@@ -181,6 +180,24 @@ def _admin_page_values(view, template_name: str, context: dict[str, Any]) -> dic
 
 def _block(template, name: str, context) -> str:
     return "".join(template.blocks[name](context))
+
+
+def _messages_block(environment, view, variables: dict[str, Any]) -> str:
+    """The layout's flashed messages. Most pages have none: the block without messages is
+    rendered once per layout (get_flashed_messages keeps what it read for the rest of the request)."""
+    name = view.admin.theme.base_template
+    has_messages = bool(get_flashed_messages())
+    if not has_messages and name in EMPTY_MESSAGES:
+        return EMPTY_MESSAGES[name]
+    layout = environment.get_template(name)
+    html = _block(layout, "messages", layout.new_context(variables))
+    if not has_messages:
+        EMPTY_MESSAGES[name] = html
+    return html
+
+
+# The messages block of each layout when there are none (whitespace, kept as Flask-Admin renders it).
+EMPTY_MESSAGES: dict[str, str] = {}
 
 
 def portal_navigation() -> Markup:

@@ -63,3 +63,12 @@ def test_a_flashed_message_shows_once(staff_client):
         session["_flashes"] = [("success", "Devis envoyé au client.")]
     assert "Devis envoyé au client." in staff_client.get("/admin/").get_data(as_text=True)
     assert "Devis envoyé au client." not in staff_client.get("/admin/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_flashed_message_is_shown_once(staff_client, path):
+    with staff_client.session_transaction() as session:
+        session["_flashes"] = [("success", "Devis envoyé au client.")]
+    shown = staff_client.get(path).get_data(as_text=True)
+    assert '<div class="alert alert-success" role="alert">Devis envoyé au client.</div>' in shown
+    assert "Devis envoyé au client." not in staff_client.get(path).get_data(as_text=True)
