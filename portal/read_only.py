@@ -45,12 +45,15 @@ def begin_read_only_request() -> None:
 @event.listens_for(Engine, "before_cursor_execute")
 def _refuse_writes_on_read_only_pages(connection, cursor, statement: str, parameters, context,
                                       executemany: bool) -> None:
-    if connection.get_execution_options().get(READ_ONLY) and not _reads_only(statement):
+    if connection.get_execution_options().get(READ_ONLY) and _writes(statement, context):
         raise WriteOnReadOnlyPage(f"a page of READ_ONLY_ENDPOINTS sent a write: {statement[:60]}")
 
 
-def _reads_only(statement: str) -> bool:
-    return statement.lstrip()[:6].upper() == "SELECT"
+def _writes(statement: str, context) -> bool:
+    """A statement built as an INSERT, UPDATE, DELETE or DDL, or a textual one other than SELECT."""
+    if context is None or context.is_text or context.compiled is None:
+        return statement.lstrip()[:6].upper() != "SELECT"
+    return context.isinsert or context.isupdate or context.isdelete or context.isddl
 
 
 def register(app: Flask) -> None:

@@ -9,7 +9,7 @@ import sqlite3
 import psycopg
 import pytest
 from flask import request
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 
 from portal import read_only
 from portal.extensions import db
@@ -81,3 +81,15 @@ def test_a_write_from_a_listed_page_is_refused_and_nothing_changes(app, make):
         db.session.remove()
     name = db.session.scalar(select(Organisation.name).where(Organisation.id == organisation_id))
     assert name == "Menuiserie Brunet"
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM organisation", " update organisation set name = 'x'"])
+def test_a_textual_write_from_a_listed_page_is_refused(app, make, statement):
+    make.organisation(name="Menuiserie Brunet")
+    db.session.commit()
+    with app.test_request_context("/admin/tous-les-devis/"):
+        read_only.begin_read_only_request()
+        with pytest.raises(read_only.WriteOnReadOnlyPage):
+            db.session.execute(text(statement))
+        db.session.remove()
+    assert db.session.scalar(select(Organisation.name)) == "Menuiserie Brunet"

@@ -21,8 +21,7 @@ from flask_admin import expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from sqlalchemy import Integer, Select, any_, bindparam, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Select, any_, bindparam, exists, func, select
 
 from ..billing import format_amount
 from ..extensions import db
@@ -81,29 +80,45 @@ def page_of_quotes(filters: QuoteFilters, size: int = PAGE_SIZE) -> list:
     """Up to `size` rows, newest first, older than `filters.before` if given."""
     parameters = {"status": filters.status, "billing_mode": filters.billing_mode,
                   "before": filters.before}
-    owners, named = "all", None
-    if filters.search:
-        # The matching organisations first (one indexed query), so that their quotes are read
-        # through (organisation_id, id); past OWNERS_LISTED, quotes are common enough to scan.
-        listed = db.session.scalars(*organisation_ids_named(filters.search, limit=OWNERS_LISTED + 1)).all()
-        if not listed:
-            return []
-        if len(listed) <= OWNERS_LISTED:
-            owners, parameters["owner_ids"] = "listed", listed
-        else:
-            owners, (named, name_parameters) = "named", organisation_ids_named(filters.search)
-            parameters.update(name_parameters)
+    if not filters.search:
+        return _page(filters, "all", None, parameters, size)
+    # The matching organisations first (an indexed query), so that their quotes are read through
+    # (organisation_id, id); past OWNERS_LISTED, quotes are common enough to scan.
+    named, name_parameters = organisation_ids_named(filters.search, limit=OWNERS_LISTED + 1)
+    parameters.update(name_parameters)
+    on_postgresql = _dialect() == "postgresql"
+    if on_postgresql:
+        # One round trip for both: rows come back only when OWNERS_LISTED organisations or fewer
+        # match (each round trip cost a page as much as the statement's own work).
+        rows = _page(filters, "matched", named, parameters, size)
+        if rows:
+            return rows
+    listed = db.session.scalars(named, parameters).all()
+    if len(listed) > OWNERS_LISTED:
+        return _page(filters, "named", organisation_ids_named(filters.search)[0], parameters, size)
+    if not listed or on_postgresql:  # on PostgreSQL, the statement above read their quotes
+        return []
+    return _page(filters, "listed", None, {**parameters, "owner_ids": listed}, size)
+
+
+def _page(filters: QuoteFilters, owners: str, named: Select | None, parameters: dict, size: int) -> list:
     statement = _page_statement(bool(filters.status), bool(filters.billing_mode), bool(filters.before),
-                                owners, named, db.session.get_bind().dialect.name, size)
+                                owners, named, size)
     return db.session.execute(statement, parameters).all()
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
 
 
 @lru_cache(maxsize=128)
 def _page_statement(by_status: bool, by_billing_mode: bool, before: bool, owners: str,
-                    named: Select | None, dialect: str, size: int) -> Select:
+                    named: Select | None, size: int) -> Select:
     """The page's rows; their ids from the quote table alone (an index serves each filter).
     Built once per combination of filters, their values left as parameters: building a statement
-    and its cache key took longer than running it."""
+    and its cache key took longer than running it. `owners`: "all"; "listed", the ids given
+    (SQLite); "named", those of `named`; "matched", those of `named` read in this statement, on
+    PostgreSQL, and no rows past OWNERS_LISTED of them."""
     ids = select(QUOTE.c.id)
     if by_status:
         ids = ids.where(QUOTE.c.status == bindparam("status"))
@@ -111,21 +126,21 @@ def _page_statement(by_status: bool, by_billing_mode: bool, before: bool, owners
         ids = ids.where(QUOTE.c.billing_mode == bindparam("billing_mode"))
     if before:
         ids = ids.where(QUOTE.c.id < bindparam("before"))
+    matched = named.cte("matched") if owners == "matched" else None
     if owners == "listed":
-        ids = ids.where(_owned_by(dialect))
+        ids = ids.where(QUOTE.c.organisation_id.in_(bindparam("owner_ids", expanding=True)))
     elif owners == "named":
         ids = ids.where(QUOTE.c.organisation_id.in_(named))
+    elif matched is not None:
+        # An array of the ids, so that each is looked up in (organisation_id, id): as a join or
+        # IN (subquery), PostgreSQL scanned the quotes from the newest, testing each one's name.
+        ids = ids.where(QUOTE.c.organisation_id == any_(func.array(select(matched.c.id).scalar_subquery())))
     ids = ids.order_by(QUOTE.c.id.desc()).limit(size)
-    return (select(*ROW_COLUMNS).join(ORGANISATION, ORGANISATION.c.id == QUOTE.c.organisation_id)
+    rows = (select(*ROW_COLUMNS).join(ORGANISATION, ORGANISATION.c.id == QUOTE.c.organisation_id)
             .where(QUOTE.c.id.in_(ids.scalar_subquery())).order_by(QUOTE.c.id.desc()))
-
-
-def _owned_by(dialect: str):
-    """The quote belongs to one of the listed organisations. On PostgreSQL, one array parameter:
-    an IN list of hundreds of parameters took longer to build, send and plan than the query."""
-    if dialect == "postgresql":
-        return QUOTE.c.organisation_id == any_(bindparam("owner_ids", type_=postgresql.ARRAY(Integer)))
-    return QUOTE.c.organisation_id.in_(bindparam("owner_ids", expanding=True))
+    if matched is not None:
+        rows = rows.where(~exists(select(matched.c.id).offset(OWNERS_LISTED)))  # no more than that
+    return rows
 
 
 class RowContext:
