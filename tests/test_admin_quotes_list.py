@@ -116,6 +116,15 @@ def test_search_matching_many_organisations_gives_the_same_quotes(client, make, 
         assert staff["quote"].reference not in page
 
 
+def test_search_of_organisations_without_such_quotes_finds_none(client, make, staff):
+    make.organisation(name="Menuiserie Brunet")  # no quote at all
+    db.session.commit()
+    for url in (LIST + "?q=brunet", LIST + "?q=organisation&statut=refused"):
+        page = page_text(client.get(url))
+        assert "Aucun devis ne correspond à ces filtres." in page, url
+        assert staff["quote"].reference not in page, url
+
+
 def test_rows_escape_what_clients_and_staff_typed(client, make, staff):
     other = make.organisation(name="<b>Gras</b> & fils")
     theirs = make.sent_quote(other, actor=staff["admin"])
