@@ -183,21 +183,19 @@ def _block(template, name: str, context) -> str:
 
 
 def _messages_block(environment, view, variables: dict[str, Any]) -> str:
-    """The layout's flashed messages. Most pages have none: the block without messages is
-    rendered once per layout (get_flashed_messages keeps what it read for the rest of the request)."""
+    """The layout's flashed messages. Most pages have none: the block without messages (whitespace,
+    as Flask-Admin renders it) is rendered once per layout (get_flashed_messages keeps what it read
+    for the rest of the request)."""
     name = view.admin.theme.base_template
+    empty = current_app.extensions.setdefault("admin_empty_messages", {})
     has_messages = bool(get_flashed_messages())
-    if not has_messages and name in EMPTY_MESSAGES:
-        return EMPTY_MESSAGES[name]
+    if not has_messages and name in empty:
+        return empty[name]
     layout = environment.get_template(name)
     html = _block(layout, "messages", layout.new_context(variables))
     if not has_messages:
-        EMPTY_MESSAGES[name] = html
+        empty[name] = html
     return html
-
-
-# The messages block of each layout when there are none (whitespace, kept as Flask-Admin renders it).
-EMPTY_MESSAGES: dict[str, str] = {}
 
 
 def portal_navigation() -> Markup:

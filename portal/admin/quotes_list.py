@@ -86,7 +86,7 @@ def page_of_quotes(filters: QuoteFilters, size: int = PAGE_SIZE) -> list:
     # (organisation_id, id); past OWNERS_LISTED, quotes are common enough to scan.
     named, name_parameters = organisation_ids_named(filters.search, limit=OWNERS_LISTED + 1)
     parameters.update(name_parameters)
-    on_postgresql = _dialect() == "postgresql"
+    on_postgresql = db.session.get_bind().dialect.name == "postgresql"
     if on_postgresql:
         # One round trip for both: rows come back only when OWNERS_LISTED organisations or fewer
         # match (each round trip cost a page as much as the statement's own work).
@@ -105,10 +105,6 @@ def _page(filters: QuoteFilters, owners: str, named: Select | None, parameters: 
     statement = _page_statement(bool(filters.status), bool(filters.billing_mode), bool(filters.before),
                                 owners, named, size)
     return db.session.execute(statement, parameters).all()
-
-
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
 
 
 @lru_cache(maxsize=128)
