@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from flask import Flask
@@ -113,9 +114,17 @@ def french_date(value: date | datetime | None) -> str:
         return ""
     # Written by hand: strftime costs three times as much, on lists of hundreds of dates.
     if isinstance(value, datetime):
-        value = value.replace(tzinfo=UTC).astimezone(PARIS)
+        value += _paris_offset(value.replace(minute=0, second=0, microsecond=0))
         return f"{value.day:02d}/{value.month:02d}/{value.year:04d} {value.hour:02d}:{value.minute:02d}"
     return f"{value.day:02d}/{value.month:02d}/{value.year:04d}"
+
+
+@lru_cache(maxsize=4096)
+def _paris_offset(utc_hour: datetime) -> timedelta:
+    """Paris's offset from UTC during an hour of UTC time. Paris changes offset on whole UTC hours
+    (01:00 UTC), so the offset found once holds for the hour; converting each datetime through
+    its time zone was most of a date's formatting time."""
+    return utc_hour.replace(tzinfo=UTC).astimezone(PARIS).utcoffset()
 
 
 def register(app: Flask) -> None:
