@@ -92,6 +92,18 @@ def test_status_filter_keeps_only_that_status(client, make, staff):
     assert staff["quote"].reference in sent and "DV-2021-00100" not in sent
 
 
+def test_status_badges_follow_each_visitors_language(client, staff):
+    """The rows' badges are made once per language: each visitor reads their own."""
+    badge = '<span class="badge badge-sent">{}</span>'
+    french = client.get(f"{LIST}?statut=sent").get_data(as_text=True)
+    english = client.get(f"{LIST}?statut=sent", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    french_again = client.get(f"{LIST}?statut=sent").get_data(as_text=True)
+    waiting = badge.format("En attente du client")
+    assert waiting in french and waiting in french_again
+    assert badge.format("Awaiting client") in english
+    assert "Awaiting client" not in french_again and "En attente du client" not in english
+
+
 def test_search_finds_quotes_by_part_of_the_organisation_name(client, make, staff):
     other = make.organisation(name="Boulangeries Martin SAS")
     theirs = make.sent_quote(other, actor=staff["admin"])

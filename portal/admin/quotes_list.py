@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask_admin import expose
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -140,12 +141,22 @@ def _page_statement(by_status: bool, by_billing_mode: bool, before: bool, owners
 
 
 class RowContext:
-    """What the rows of a page share, computed once: URL patterns, the badges of their statuses."""
+    """What the rows of every page share: URL patterns, the badge of each status."""
 
-    def __init__(self, statuses: set[QuoteStatus]) -> None:
+    def __init__(self) -> None:
         self.quote_url = url_with_id("quote_editor.detail", "quote_id")
         self.organisation_url = url_with_id("organisation.page", "organisation_id", tab="devis")
-        self.badges = {status: str(status_badge(status)) for status in statuses}
+        self.badges = {status: str(status_badge(status)) for status in QuoteStatus}
+
+
+def row_context() -> RowContext:
+    """The rows' shared parts, made once per script root and locale (they were a sixth of the
+    rows' time)."""
+    contexts = current_app.extensions.setdefault("quote_list_rows", {})
+    key = (request.script_root, str(get_locale()))
+    if key not in contexts:
+        contexts[key] = RowContext()
+    return contexts[key]
 
 
 HEADERS = (_l("Devis"), _l("Organisation"), _l("Objet"), _l("Statut"), _l("Total TTC"), _l("Validité"),
@@ -154,7 +165,7 @@ HEADERS = (_l("Devis"), _l("Organisation"), _l("Objet"), _l("Statut"), _l("Total
 
 def rows_html(rows: list) -> Markup:
     """Every `<tr>` of the page, a cell per header (rows unpacked in ROW_COLUMNS' order)."""
-    shared = RowContext({row.status for row in rows})
+    shared = row_context()
     html = []
     for (quote_id, organisation_id, number, revision, title, status, total_ttc_cents, valid_until,
          sent_at, organisation_name) in rows:
