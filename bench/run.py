@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run [--databases sqlite,postgresql] [--scales small,large]
                                   [--requests 50] [--only pages,peer,throughput,close,decisions]
+                                  [--peer-block 10]
                                   [--regenerate] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432]
 
 Datasets are generated once (bench/generate.py) and kept: SQLite files in instance/bench/, and
@@ -50,8 +51,10 @@ def prepare(url: str, scale: str, regenerate: bool) -> None:
         print(f"  index ajoutés depuis la génération ({url}) : {', '.join(created)}", flush=True)
 
 
-def run_peer(url: str, requests: int) -> dict[str, tuple[pages.Timing, pages.Timing]]:
-    """Each of our compared pages (PEER_PAIRS) and the peer's, requested in turn: (peer, ours)."""
+def run_peer(url: str, requests: int, block: int = pages.IN_TURN_BLOCK
+             ) -> dict[str, tuple[pages.Timing, pages.Timing]]:
+    """Each of our compared pages (PEER_PAIRS) and the peer's, requested in alternating blocks:
+    (peer, ours)."""
     from portal.extensions import db
 
     app = create_peer_app(url)
@@ -67,7 +70,7 @@ def run_peer(url: str, requests: int) -> dict[str, tuple[pages.Timing, pages.Tim
             raise RuntimeError(f"peer {label}: {path} found nothing")
         for mine_label in PEER_PAIRS.get(label, (label,)):
             results[mine_label] = pages.measure_in_turn((client, path, counter), our_pages[mine_label],
-                                                        requests)
+                                                        requests, block=block)
     ours.close()
     with app.app_context():
         db.engine.dispose()
@@ -147,6 +150,8 @@ def main() -> None:
     parser.add_argument("--scales", default="small,large")
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--only", default="pages,peer,throughput,close,decisions")
+    parser.add_argument("--peer-block", type=int, default=pages.IN_TURN_BLOCK,
+                        help="requêtes d’une même page à la suite, quand la nôtre et celle du pair alternent")
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL",
                                                            "postgresql+psycopg://postgres@127.0.0.1:5432"))
@@ -168,7 +173,7 @@ def main() -> None:
         if "pages" in parts:
             ours[(database, scale)] = pages.run_pages(url, args.requests)
         if "peer" in parts:
-            peers[(database, scale)] = run_peer(url, args.requests)
+            peers[(database, scale)] = run_peer(url, args.requests, args.peer_block)
     page_rows(table, ours, databases, scales)
     peer_rows(table, peers, scales)
 
@@ -218,7 +223,8 @@ def main() -> None:
                   verdict([] if result["per_second"] >= DECISIONS_PER_SECOND else ["PostgreSQL"]))
 
     table.print()
-    print(f"\n(médiane/p95 de {args.requests} requêtes, nq = requêtes SQL par page ; "
+    peer_note = f"pair et nous alternés par blocs de {args.peer_block} ; " if "peer" in parts else ""
+    print(f"\n(médiane/p95 de {args.requests} requêtes, nq = requêtes SQL par page ; {peer_note}"
           f"{os.cpu_count()} cœurs ; {time.perf_counter() - started:.0f} s au total)")
 
 
