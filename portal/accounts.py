@@ -13,13 +13,13 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, auth, mail
 from .exceptions import InvalidInput, NotAllowed
 from .extensions import db
+from .i18n import lazy_gettext as _l
 from .labels import label
 from .models import (
     ClientRole,

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_request_context, request
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from . import audit
 from .exceptions import InvalidInput, MagicLinkExpired, MagicLinkInvalid, MagicLinkSuperseded, MagicLinkUsed
 from .extensions import db, login_manager
+from .i18n import lazy_gettext as _l
 from .models import LoginToken, Quote, QuoteStatus, User, utcnow
 
 _hasher = PasswordHasher()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from .exceptions import DomainError
 from .extensions import db
+from .i18n import lazy_gettext as _l
 
 HTTP_MESSAGES = {
     400: _l("La requête est invalide ou le formulaire a expiré : rechargez la page et recommencez."),

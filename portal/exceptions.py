@@ -5,7 +5,7 @@ Views and CLI commands catch `DomainError`, show `str(error)` and roll back: not
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from .i18n import lazy_gettext as _l
 
 
 class DomainError(Exception):

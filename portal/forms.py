@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField
 from wtforms.widgets import TextInput
+
+from .i18n import lazy_gettext as _l
 
 EUROS = re.compile(r"^(?P<units>\d{1,9})(?:[.,](?P<cents>\d{1,2}))?$")
 

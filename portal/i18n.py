@@ -14,6 +14,7 @@ from functools import cache
 from babel import support
 from flask import Flask, g, has_app_context, request
 from flask_babel import get_locale, get_translations
+from flask_babel.speaklater import LazyString
 from wtforms.i18n import messages_path
 
 
@@ -29,6 +30,19 @@ def request_translations():
     state = g._flask_babel
     state.portal_catalogue = (getattr(state, "babel_locale", None), translations)
     return translations
+
+
+def gettext(string: str, **variables) -> str:
+    """Flask-Babel's gettext, through this request's catalogue (request_translations)."""
+    translated = request_translations().ugettext(string)
+    return translated % variables if variables else translated
+
+
+def lazy_gettext(string: str, **variables) -> LazyString:
+    """Flask-Babel's lazy_gettext, translated through this request's catalogue when shown: the
+    enum labels, column headers and form labels made at import are translated again on every
+    page, once per row for the labels of a list."""
+    return LazyString(gettext, string, **variables)
 
 
 @cache

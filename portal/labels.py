@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_babel import get_locale
-from flask_babel import lazy_gettext as _l
 
 from .billing import format_amount
+from .i18n import lazy_gettext as _l
 from .models import (
     BillingMode,
     Channel,

@@ -33,7 +33,6 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
 from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_mail import Connection, Message
 from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +41,7 @@ from . import audit, auth
 from .exceptions import EmailNotRetryable
 from .extensions import db
 from .extensions import mail as flask_mail
+from .i18n import lazy_gettext as _l
 from .models import (
     Channel,
     Decision,

@@ -20,7 +20,6 @@ from typing import Any
 import stripe
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -33,6 +32,7 @@ from .exceptions import (
     WebhookRejected,
 )
 from .extensions import db
+from .i18n import lazy_gettext as _l
 from .models import (
     Invoice,
     InvoiceKind,

@@ -74,3 +74,27 @@ def test_wtforms_messages_follow_the_request_locale(app):
             form = QuantityForm(formdata=MultiDict({"quantity": "douze"}), meta={"csrf": False})
             form.validate()
             assert form.quantity.errors == [expected]
+
+
+def test_strings_made_at_import_follow_the_request_and_a_forced_locale(app):
+    """Labels, headers and messages made at import (the project's lazy_gettext) are translated
+    when shown, in the visitor's language, and in the locale an email forces."""
+    from flask_babel import force_locale, refresh
+
+    from portal.i18n import lazy_gettext
+    from portal.labels import label
+    from portal.models import QuoteStatus
+
+    refused = lazy_gettext("Refusé")
+    placed = lazy_gettext("Nouveau devis %(reference)s à consulter", reference="DV-2026-00001")
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        refresh()  # the fixture's app context outlives this request's: forget its locale
+        assert (str(refused), str(placed), label(QuoteStatus.ACCEPTED)) == (
+            "Declined", "New quote DV-2026-00001 to review", "Accepted")
+        with force_locale("fr"):
+            assert (str(refused), str(placed), label(QuoteStatus.ACCEPTED)) == (
+                "Refusé", "Nouveau devis DV-2026-00001 à consulter", "Validé")
+        assert str(refused) == "Declined"
+    with app.test_request_context("/"):
+        refresh()
+        assert (str(refused), label(QuoteStatus.ACCEPTED)) == ("Refusé", "Validé")

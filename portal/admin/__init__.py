@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
-from flask_babel import lazy_gettext as _l
 
 from ..headers import csp_nonce
+from ..i18n import lazy_gettext as _l
 from . import catalogue, finance, organisations, quote_editor, quotes_list, requests_inbox, system
 from .home import HomeView
 from .signin import blueprint as signin_blueprint

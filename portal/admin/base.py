@@ -8,7 +8,6 @@ from flask import abort, redirect, request, session, url_for
 from flask_admin import BaseView
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
@@ -17,6 +16,7 @@ from wtforms.validators import DataRequired
 
 from .. import billing, monthly
 from ..extensions import db
+from ..i18n import lazy_gettext as _l
 from ..labels import french_date, label, vat_rate
 from ..models import User
 

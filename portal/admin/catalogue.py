@@ -7,7 +7,6 @@ from flask_admin import expose
 from flask_admin.contrib.sqla.filters import BooleanEqualFilter
 from flask_admin.model.template import EditRowAction, EndpointLinkRowAction
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import defer
@@ -18,6 +17,7 @@ from .. import audit, billing, quotes
 from ..exceptions import DomainError, TermsPublished
 from ..extensions import db
 from ..forms import EuroField
+from ..i18n import lazy_gettext as _l
 from ..labels import french_date, vat_rate
 from ..models import Product, TermsVersion
 from .base import (

@@ -7,7 +7,6 @@ import io
 from flask import abort, flash, redirect, request, send_file, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from sqlalchemy import select
 from wtforms import BooleanField, HiddenField, StringField, TextAreaField
@@ -17,6 +16,7 @@ from .. import billing, documents, monthly
 from ..exceptions import DomainError
 from ..extensions import db
 from ..forms import EuroField
+from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import Invoice, InvoiceKind, InvoiceStatus, Organisation, PaymentProvider, User
 from .base import (

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import abort, redirect, request, url_for
 from flask_admin import expose
-from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .. import billing
 from ..extensions import db
+from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import AuditEvent, BillingMode, CreditEntry, Invoice, Organisation, Quote, QuoteStatus, User
 from .base import ChoiceFilter, SecureModelView, SecureView

@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -18,6 +17,7 @@ from .. import billing, documents, quotes, submissions
 from ..exceptions import DomainError, EmptyQuote, InvalidRecipient, InvalidVatRate, UnknownProduct
 from ..extensions import db
 from ..forms import EuroField, OnceForm
+from ..i18n import lazy_gettext as _l
 from ..labels import vat_rate
 from ..models import Channel, Organisation, Product, Quote, QuoteStatus, User
 from .base import SecureView

@@ -20,13 +20,13 @@ from flask import current_app, request
 from flask_admin import expose
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy import Select, any_, bindparam, exists, func, select
 
 from ..billing import format_amount
 from ..extensions import db
 from ..fragments import admin_page
+from ..i18n import lazy_gettext as _l
 from ..labels import french_date
 from ..models import BillingMode, Organisation, Quote, QuoteStatus, quote_reference
 from ..search import organisation_ids_named

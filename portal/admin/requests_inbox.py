@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from wtforms import TextAreaField
 from .. import quotes
 from ..exceptions import DomainError
 from ..extensions import db
+from ..i18n import lazy_gettext as _l
 from ..models import QuoteRequest, QuoteRequestLine, QuoteRequestStatus
 from .base import SecureView
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -13,6 +12,7 @@ from wtforms.validators import DataRequired
 
 from ..auth import check_password
 from ..extensions import configured_limit, db, limiter
+from ..i18n import lazy_gettext as _l
 from ..models import User, UserKind
 from ..security import safe_next_url
 

@@ -8,7 +8,6 @@ from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual, IntEqualFilter
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import func, select
@@ -26,6 +25,7 @@ from wtforms.validators import (
 from .. import accounts, auth, documents, mail
 from ..exceptions import DomainError, InvalidInput
 from ..extensions import db
+from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import (
     AuditEvent,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import bindparam, select
@@ -15,6 +14,7 @@ from .. import billing, quotes, submissions
 from ..exceptions import DomainError, InvalidInput
 from ..extensions import db
 from ..forms import OnceForm
+from ..i18n import lazy_gettext as _l
 from ..models import (
     CreditEntry,
     Invoice,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
@@ -14,6 +13,7 @@ from .. import monthly, quotes
 from ..billing import paris_today
 from ..exceptions import DomainError, TermsChanged
 from ..extensions import db
+from ..i18n import lazy_gettext as _l
 from ..models import BillingMode, Channel, CreditEntry, Invoice, Quote, QuoteStatus, TermsVersion
 from . import blueprint
 from .access import can_decide, client_required, own, owned

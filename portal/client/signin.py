@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -15,6 +14,7 @@ from wtforms.validators import DataRequired
 from .. import auth, mail
 from ..exceptions import DomainError, MagicLinkInvalid
 from ..extensions import configured_limit, db, limiter
+from ..i18n import lazy_gettext as _l
 from ..models import User, UserKind
 from ..security import safe_next_url
 from . import blueprint
