@@ -1,11 +1,11 @@
 """Template gettext, and the project's lazy_gettext, with the catalogue looked up once per request
 and locale.
 
-Flask-Babel's template callables and lazy strings resolve the context, the locale and the catalogue cache on every
-call; a page with a 30-line table calls gettext a few hundred times, which made translation
-lookups a third of its rendering time. The catalogue found is kept beside Flask-Babel's own
-per-request state together with the locale it belongs to, so `force_locale` (emails rendered in
-the recipient's language) still switches catalogues.
+Flask-Babel's template callables and lazy strings resolve the context, the locale and the
+catalogue cache on every call; a page with a 30-line table calls gettext a few hundred times,
+which made translation lookups a third of its rendering time. The catalogue found is kept beside
+Flask-Babel's own per-request state together with the locale it belongs to, so `force_locale`
+(emails rendered in the recipient's language) still switches catalogues.
 """
 
 from __future__ import annotations
