@@ -62,7 +62,7 @@ def install(app: Flask) -> None:
     hand Flask-WTF its catalogue from the process-wide cache."""
     app.before_request(preload_wtforms_catalogue)
     app.jinja_env.install_gettext_callables(
-        gettext=lambda string: request_translations().ugettext(string),
+        gettext=gettext,
         ngettext=lambda singular, plural, n: request_translations().ungettext(singular, plural, n),
         pgettext=lambda context, string: request_translations().upgettext(context, string),
         npgettext=lambda context, singular, plural, n: request_translations().unpgettext(
