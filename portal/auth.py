@@ -65,6 +65,14 @@ def load_user(user_id: str) -> User | None:
     return user if user is not None and user.active else None
 
 
+def revoke_sessions(user: User) -> None:
+    """End every session of `user` (logout, new password, deactivation, "Se déconnecter partout"):
+    sessions carry the session version of their sign-in, and the user loader refuses an older one.
+    Flushes only; the caller commits."""
+    user.session_version = (user.session_version or 0) + 1
+    db.session.flush()
+
+
 # --- Magic links ------------------------------------------------------------------------------
 
 

@@ -41,6 +41,8 @@ class Config:
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portal.db'}")
     # Idle connections are checked before use by portal._ping_after_idle, not on every checkout.
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # A pooled connection idle for longer than this many seconds is tried (SELECT 1) before use.
+    DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "10"))  # type: ignore[arg-type]
     PORTAL_BASE_URL = _env("PORTAL_BASE_URL", "http://127.0.0.1:5000")
     PORTAL_URL_PREFIX = _env("PORTAL_URL_PREFIX", "/espace-client")
     PORTAL_CLIENT_LAYOUT = _env("PORTAL_CLIENT_LAYOUT", "client/layout.html")
@@ -103,6 +105,24 @@ class Config:
     RATELIMIT_SIGNIN = _env("RATELIMIT_SIGNIN", "10 per minute")
     RATELIMIT_LINK_REQUEST = _env("RATELIMIT_LINK_REQUEST", "5 per minute")
     RATELIMIT_LINK = _env("RATELIMIT_LINK", "10 per minute")
+    # When the shared storage (Redis) is unreachable, count in the process's memory meanwhile
+    # (a warning is logged and /healthz reports the limiter degraded) rather than refuse sign-in.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    # Per account and per email address, whatever the IP: a sign-in attempt on one account from
+    # many addresses, and link requests for one address, are counted together.
+    RATELIMIT_SIGNIN_ACCOUNT = _env("RATELIMIT_SIGNIN_ACCOUNT", "10 per 15 minutes")
+    RATELIMIT_LINK_REQUEST_ACCOUNT = _env("RATELIMIT_LINK_REQUEST_ACCOUNT", "3 per 15 minutes")
+    # After this many wrong passwords in ACCOUNT_LOCK_MINUTES, the account is locked that long
+    # (its owner is emailed once per lock).
+    ACCOUNT_LOCK_FAILURES = _env_int("ACCOUNT_LOCK_FAILURES", 10)
+    ACCOUNT_LOCK_MINUTES = _env_int("ACCOUNT_LOCK_MINUTES", 15)
+    # A user holds at most this many valid one-time sign-in links; a new one retires the oldest.
+    MAX_VALID_LINKS_PER_USER = _env_int("MAX_VALID_LINKS_PER_USER", 3)
+    # PDF downloads per signed-in user (a render costs a worker 100-200 ms the first time).
+    RATELIMIT_PDF = _env("RATELIMIT_PDF", "30 per minute")
+    # PORTAL_ENV=production refuses memory:// rate limits (counted per process, so each worker
+    # would allow its own share) unless the deployment declares a single worker process.
+    SINGLE_WORKER = _env_bool("PORTAL_SINGLE_WORKER", False)
     TESTING = False
 
 

@@ -184,6 +184,9 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Copied into each session at sign-in; raising it (logout, new password, deactivation,
+    # "Se déconnecter partout") ends every session carrying an older value (auth.load_user).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     organisation: Mapped[Organisation | None] = relationship(
         back_populates="users", foreign_keys=[organisation_id]
@@ -452,6 +455,20 @@ class Invoice(db.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class QuoteDocument(db.Model):
+    """A quote's PDF, rendered once for each state it is shown in (its status and the CGV it is
+    under) and served from here ever after: a quote's PDF is downloaded far more than it changes."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quote.id"))
+    state_key: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("quote_id", "state_key"),)
 
 
 class InvoiceLine(db.Model):
