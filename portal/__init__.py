@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Flask, has_request_context, request
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, DisconnectionError
-from sqlalchemy.pool import Pool
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -62,11 +56,13 @@ def register_proxy_fix(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from . import (
         auth,  # noqa: F401  (registers the user loader)
+        database,
         i18n,
     )
     from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 
     db.init_app(app)
+    database.register(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"),
                      render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
@@ -129,62 +125,3 @@ def register_errors(app: Flask) -> None:
     from .errors import register
 
     register(app)
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    """SQLite enforces foreign keys only when asked, per connection."""
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-
-# A pooled connection unused for this long is checked before use (see _ping_after_idle).
-IDLE_BEFORE_PING_SECONDS = 10.0
-
-
-@event.listens_for(Pool, "checkin")
-def _note_checkin(dbapi_connection, connection_record) -> None:
-    connection_record.info["checked_in_at"] = time.monotonic()
-
-
-@event.listens_for(Pool, "checkout")
-def _ping_after_idle(dbapi_connection, connection_record, connection_proxy) -> None:
-    """A connection left idle in the pool may have been closed by the server (a restart, an idle
-    timeout): it is tried with SELECT 1 first, and a dead one is replaced (DisconnectionError has
-    the pool connect again). One checked in moments ago, as on a busy server, is used at once:
-    pinging on every checkout (pool_pre_ping) cost each request two round trips on PostgreSQL.
-    A server restarted under load fails at most the one request that finds each connection dead;
-    the pool then replaces its connections."""
-    checked_in_at = connection_record.info.get("checked_in_at")
-    if checked_in_at is None or time.monotonic() - checked_in_at < IDLE_BEFORE_PING_SECONDS:
-        return
-    try:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SELECT 1")
-        cursor.close()
-    except Exception as error:  # the driver's own error class: any of them means "not usable"
-        raise DisconnectionError() from error
-
-
-@event.listens_for(Engine, "handle_error")
-def _sqlite_integer_overflow_is_a_data_error(context):
-    """An integer beyond 64 bits (an id typed in a URL or a form…) makes sqlite3 raise a bare
-    OverflowError where PostgreSQL's driver raises a DataError: make both a DataError, which the
-    app refuses as invalid input (errors.py) instead of failing with a 500."""
-    if context.dialect.name == "sqlite" and isinstance(context.original_exception, OverflowError):
-        return DataError(context.statement, context.parameters, context.original_exception)
-    return None
-
-
-@event.listens_for(Engine, "savepoint")
-def _sqlite_savepoint_inside_a_transaction(connection, name) -> None:
-    """Python's sqlite3 opens a transaction only before a write: a SAVEPOINT taken after reads
-    alone would open one itself, and its RELEASE would COMMIT everything (a claimed form token,
-    a processed webhook event…) even if the caller rolls back later. BEGIN first, as PostgreSQL."""
-    if connection.dialect.name == "sqlite":
-        dbapi_connection = connection.connection.dbapi_connection
-        if not dbapi_connection.in_transaction:
-            dbapi_connection.execute("BEGIN")

@@ -39,7 +39,7 @@ class Config:
 
     SECRET_KEY = _env("SECRET_KEY", INSECURE_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portal.db'}")
-    # Idle connections are checked before use by portal._ping_after_idle, not on every checkout.
+    # Idle connections are checked before use by portal.database.IdlePing, not on every checkout.
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # A pooled connection idle for longer than this many seconds is tried (SELECT 1) before use.
     DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "10"))  # type: ignore[arg-type]
