@@ -31,9 +31,19 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
 
 def check_production_config(app: Flask) -> None:
-    """PORTAL_ENV=production refuses to start with the development SECRET_KEY."""
-    if PORTAL_ENV == "production" and not app.testing and app.config["SECRET_KEY"] == INSECURE_SECRET_KEY:
+    """PORTAL_ENV=production refuses to start with the development SECRET_KEY, or with rate limits
+    counted in each process's memory (each worker would allow its own share) but for one worker."""
+    if PORTAL_ENV != "production" or app.testing:
+        return
+    if app.config["SECRET_KEY"] == INSECURE_SECRET_KEY:
         raise RuntimeError("PORTAL_ENV=production: set SECRET_KEY (a long random value).")
+    if (app.config.get("RATE_LIMITS_ENABLED", True) and not app.config.get("SINGLE_WORKER")
+            and str(app.config.get("RATELIMIT_STORAGE_URI") or "memory://").startswith("memory://")):
+        raise RuntimeError(
+            "PORTAL_ENV=production: RATELIMIT_STORAGE_URI=memory:// counts sign-in attempts in each "
+            "worker process, so every worker would allow its own share. Set RATELIMIT_STORAGE_URI="
+            "redis://host:6379/0 (shared by all workers), or PORTAL_SINGLE_WORKER=1 if a single "
+            "worker process serves the site.")
 
 
 class DatabaseIdConverter(IntegerConverter):

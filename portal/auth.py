@@ -1,24 +1,38 @@
-"""Authentication wiring: Flask-Login's user loader, password hashing (Argon2id), magic links."""
+"""Authentication wiring: Flask-Login's user loader and sessions that end, password hashing
+(Argon2id), sign-in throttled per account, magic links."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import math
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, has_request_context, request
+from flask import current_app, has_request_context, request, session
+from flask_login import login_user
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
 from . import audit
-from .exceptions import InvalidInput, MagicLinkExpired, MagicLinkInvalid, MagicLinkSuperseded, MagicLinkUsed
-from .extensions import db, login_manager
-from .i18n import lazy_gettext as _l
-from .models import LoginToken, Quote, QuoteStatus, User, utcnow
+from .exceptions import (
+    AccountLocked,
+    InvalidCredentials,
+    MagicLinkExpired,
+    MagicLinkInvalid,
+    MagicLinkSuperseded,
+    MagicLinkUsed,
+    PasswordsDiffer,
+    PasswordTooShort,
+    StaffAccountLocked,
+    WrongCurrentPassword,
+)
+from .extensions import db, limiter, login_manager
+from .models import LoginToken, Quote, QuoteStatus, User, UserKind, utcnow
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
@@ -57,12 +71,34 @@ STAFF_BY_ID = select(User).where(User.id == bindparam("user_id"))
 CLIENT_BY_ID = STAFF_BY_ID.options(joinedload(User.organisation))
 
 
+# The user's session version when this session signed in; a session without it (signed in before
+# versions existed) counts as version 0, so it lasts until the user's first revocation.
+SESSION_VERSION_KEY = "_session_version"
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
+    """The session's user, if still active and the session not revoked since it signed in."""
     on_portal = has_request_context() and request.blueprint == "client"
     user = db.session.scalars(CLIENT_BY_ID if on_portal else STAFF_BY_ID,
                               {"user_id": int(user_id)}).one_or_none()
-    return user if user is not None and user.active else None
+    if user is None or not user.active:
+        return None
+    if has_request_context() and session.get(SESSION_VERSION_KEY, 0) != user.session_version:
+        return None  # a cookie from before a logout, a new password or « Se déconnecter partout »
+    return user
+
+
+def start_session(user: User) -> None:
+    """Sign `user` in with a fresh session (no fixation) carrying their session version."""
+    session.clear()
+    login_user(user)
+    keep_current_session(user)
+
+
+def keep_current_session(user: User) -> None:
+    """After revoking the user's sessions from this one (new password…), this one stays signed in."""
+    session[SESSION_VERSION_KEY] = user.session_version or 0
 
 
 def revoke_sessions(user: User) -> None:
@@ -71,6 +107,82 @@ def revoke_sessions(user: User) -> None:
     Flushes only; the caller commits."""
     user.session_version = (user.session_version or 0) + 1
     db.session.flush()
+
+
+def sign_out_everywhere(user: User) -> None:
+    """« Se déconnecter partout »: every session of `user` ends (the caller keeps its own with
+    `keep_current_session`). Flushes only."""
+    revoke_sessions(user)
+    audit.record("user.signed_out_everywhere", user, actor=user, organisation_id=user.organisation_id)
+
+
+def change_password(user: User, *, current: str, new: str, confirmation: str) -> None:
+    """A signed-in user's new password, given the current one; their other sessions end (the
+    caller keeps its own with `keep_current_session`). Flushes only."""
+    if not check_password(user, current or ""):
+        raise WrongCurrentPassword()
+    check_new_password(new, confirmation)
+    user.password_hash = hash_password(new)
+    revoke_sessions(user)
+    audit.record("user.password_changed", user, actor=user, organisation_id=user.organisation_id)
+
+
+def check_new_password(password: str, confirmation: str) -> None:
+    """A new password is long enough and typed twice the same."""
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise PasswordTooShort(length=MIN_PASSWORD_LENGTH)
+    if password != confirmation:
+        raise PasswordsDiffer()
+
+
+# --- Sign-in throttled per account ------------------------------------------------------------
+# Counted per email address, whatever the client's IP, in the rate limiter's storage (Redis: shared
+# by every worker; its in-memory fallback while Redis is down). An address without an account is
+# counted and locked the same, so no answer tells whether an account exists.
+
+
+def authenticate(email: str, password: str, *, kind: UserKind,
+                 on_lock: Callable[[User, datetime], object] | None = None) -> User:
+    """The active user of `kind` with this email address and password.
+
+    At most RATELIMIT_SIGNIN_ACCOUNT attempts per address; ACCOUNT_LOCK_FAILURES wrong passwords
+    within ACCOUNT_LOCK_MINUTES lock the address that long, even for the right password. The
+    attempt that locks calls `on_lock(user, locked_until)` (the owner's email), once per lock.
+    Raises InvalidCredentials or AccountLocked (StaffAccountLocked). Flushes only (on_lock's row).
+    """
+    config = current_app.config
+    key = (kind.value, (email or "").strip().lower())
+    locked = StaffAccountLocked if kind == UserKind.STAFF else AccountLocked
+    lock = f"1 per {config['ACCOUNT_LOCK_MINUTES']} minutes"
+    failures = f"{config['ACCOUNT_LOCK_FAILURES']} per {config['ACCOUNT_LOCK_MINUTES']} minutes"
+    if not limiter.test(lock, "signin-lock", *key):
+        raise locked(minutes=_minutes(limiter.seconds_left(lock, "signin-lock", *key)))
+    attempts = config["RATELIMIT_SIGNIN_ACCOUNT"]
+    if not limiter.hit(attempts, "signin-account", *key):
+        raise locked(minutes=_minutes(limiter.seconds_left(attempts, "signin-account", *key)))
+    user = db.session.scalar(select(User).where(User.email == key[1], User.kind == kind,
+                                                User.active.is_(True)))
+    if user is not None and check_password(user, password):
+        limiter.clear(failures, "signin-failures", *key)
+        return user
+    limiter.hit(failures, "signin-failures", *key)
+    if limiter.test(failures, "signin-failures", *key):
+        raise InvalidCredentials()
+    limiter.clear(failures, "signin-failures", *key)  # after the lock, a full set of attempts
+    if limiter.hit(lock, "signin-lock", *key) and user is not None and on_lock is not None:
+        on_lock(user, utcnow() + timedelta(seconds=limiter.seconds_left(lock, "signin-lock", *key)))
+    raise locked(minutes=config["ACCOUNT_LOCK_MINUTES"])
+
+
+def link_request_allowed(email: str) -> bool:
+    """Count a request for a sign-in link to `email` (whatever the IP, account or not); False
+    beyond RATELIMIT_LINK_REQUEST_ACCOUNT: then no email is sent, and the answer is the same."""
+    return limiter.hit(current_app.config["RATELIMIT_LINK_REQUEST_ACCOUNT"], "link-request",
+                       (email or "").strip().lower())
+
+
+def _minutes(seconds: int) -> int:
+    return max(1, math.ceil(seconds / 60))
 
 
 # --- Magic links ------------------------------------------------------------------------------
@@ -110,7 +222,25 @@ def create_link(user: User, *, purpose: str, quote: Quote | None = None, hours: 
     )
     db.session.add(token)
     db.session.flush()
+    if purpose == MAGIC_LINK_LOGIN:
+        _retire_oldest_links(user, now=now)
     return token, seed
+
+
+def _retire_oldest_links(user: User, *, now: datetime) -> None:
+    """A user holds at most MAX_VALID_LINKS_PER_USER valid sign-in links: older ones expire now.
+
+    Only `login` links count: a quote email's link opens that quote, and stays valid for it."""
+    keep = max(1, int(current_app.config["MAX_VALID_LINKS_PER_USER"]))
+    retired = db.session.scalars(
+        select(LoginToken.id)
+        .where(LoginToken.user_id == user.id, LoginToken.purpose == MAGIC_LINK_LOGIN,
+               LoginToken.used_at.is_(None), LoginToken.expires_at > now)
+        .order_by(LoginToken.created_at.desc(), LoginToken.id.desc())
+    ).all()[keep:]
+    if retired:
+        db.session.execute(update(LoginToken).where(LoginToken.id.in_(retired))
+                           .values(expires_at=now).execution_options(synchronize_session=False))
 
 
 def peek_link(raw_token: str) -> LoginToken | None:
@@ -121,11 +251,7 @@ def peek_link(raw_token: str) -> LoginToken | None:
 def accept_invitation(raw_token: str, *, password: str, confirmation: str,
                       now: datetime | None = None) -> User:
     """Set the invited user's password from their invitation link, which is then used up."""
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(_l("Le mot de passe doit comporter au moins %(length)s caractères.",
-                              length=MIN_PASSWORD_LENGTH))
-    if password != confirmation:
-        raise InvalidInput(_l("Les deux mots de passe ne correspondent pas."))
+    check_new_password(password, confirmation)
     user = consume_magic_link(raw_token, purpose=MAGIC_LINK_INVITE, now=now)
     user.password_hash = hash_password(password)
     db.session.flush()

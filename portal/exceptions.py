@@ -189,3 +189,105 @@ class PaymentIntentRefused(DomainError):
 
 class WebhookRejected(InvalidInput):
     message = _l("Notification refusée : signature Stripe absente, invalide ou trop ancienne.")
+
+
+# --- Typed input: numbers and legal identities (portal.forms.parse_int, portal.validation) -----
+
+
+class InvalidNumber(InvalidInput):
+    message = _l("Nombre invalide : saisissez un nombre entier compris entre %(minimum)s et %(maximum)s.")
+
+
+class QuantityOutOfRange(InvalidQuantity):
+    message = _l("La quantité doit être un nombre entier compris entre %(minimum)s et %(maximum)s.")
+
+
+class QuoteTooLarge(InvalidInput):
+    message = _l("Montant ou nombre de crédits trop élevé : répartissez la commande sur plusieurs devis.")
+
+
+class InvalidSiren(InvalidInput):
+    message = _l("SIREN invalide : 9 chiffres dont le dernier est une clé de contrôle, "
+                 "par exemple 732 829 320.")
+
+
+class InvalidSiret(InvalidInput):
+    message = _l("SIRET invalide : 14 chiffres dont le dernier est une clé de contrôle, "
+                 "par exemple 732 829 320 00074.")
+
+
+class InvalidVatNumber(InvalidInput):
+    message = _l("Numéro de TVA intracommunautaire invalide : le code d'un État membre de l'Union "
+                 "européenne suivi du numéro, par exemple FR44732829320.")
+
+
+class InvalidCountry(InvalidInput):
+    message = _l("Pays inconnu : choisissez un pays de la liste (code ISO à deux lettres, par exemple FR).")
+
+
+class InvalidPostalCode(InvalidInput):
+    message = _l("Code postal invalide : 10 lettres, chiffres, espaces ou tirets au plus.")
+
+
+class InvalidEmail(InvalidInput):
+    message = _l("Adresse email invalide : vérifiez sa saisie.")
+
+
+class PriceTooLarge(InvalidPrice):
+    message = _l("Le prix unitaire ne peut pas dépasser 999 999 999,99 €.")
+
+
+# --- Sign-in and passwords (portal.auth) ----------------------------------------------------------
+
+
+class InvalidCredentials(InvalidInput):
+    message = _l("Adresse email ou mot de passe incorrect.")
+
+
+class AccountLocked(DomainError):
+    """Too many sign-in attempts on one email address: refused a while, whatever the password
+    (the same for an address without an account, so the answer never tells whether one exists)."""
+
+    http_status = 429
+    message = _l(
+        "Ce compte est temporairement verrouillé après trop de tentatives de connexion : "
+        "réessayez dans %(minutes)s min ou connectez-vous avec un lien reçu par email."
+    )
+
+
+class StaffAccountLocked(AccountLocked):
+    message = _l(
+        "Ce compte est temporairement verrouillé après trop de tentatives de connexion : "
+        "réessayez dans %(minutes)s min."
+    )
+
+
+class WrongCurrentPassword(InvalidInput):
+    message = _l("Le mot de passe actuel est incorrect : votre mot de passe n'a pas été changé.")
+
+
+class PasswordTooShort(InvalidInput):
+    message = _l("Le mot de passe doit comporter au moins %(length)s caractères.")
+
+
+class PasswordsDiffer(InvalidInput):
+    message = _l("Les deux mots de passe ne correspondent pas.")
+
+
+# --- Staff roles and accounts (portal.accounts, the back office) ---------------------------------
+
+
+class AdminRequired(NotAllowed):
+    message = _l("Réservé aux administrateurs : demandez-le à un administrateur du portail.")
+
+
+class OwnAccountDeactivation(NotAllowed):
+    message = _l("Vous ne pouvez pas désactiver votre propre compte : demandez-le à un autre administrateur.")
+
+
+class OwnRoleChange(NotAllowed):
+    message = _l("Vous ne pouvez pas changer votre propre rôle : demandez-le à un autre administrateur.")
+
+
+class UnknownStaffRole(InvalidInput):
+    message = _l("Rôle inconnu : choisissez administrateur ou commercial.")

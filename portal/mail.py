@@ -121,6 +121,13 @@ def enqueue_login_link(user: User, *, now: datetime | None = None) -> OutboxEmai
                    dedupe_key=f"login_link:{token.id}")
 
 
+def enqueue_account_locked(user: User, locked_until: datetime) -> OutboxEmail:
+    """Queue the email telling `user` their account is locked until `locked_until` (once per lock)."""
+    return enqueue(recipient=user.email, template="account_locked",
+                   context={"user_id": user.id, "locked_until": locked_until.isoformat()},
+                   dedupe_key=f"account_locked:{user.id}:{locked_until:%Y%m%dT%H%M}")
+
+
 def queued_keys(keys: Iterable[str]) -> set[str]:
     """Those of `keys` that already name an outbox row."""
     keys = list(keys)
@@ -265,6 +272,17 @@ def _login_link(context: dict[str, Any]) -> dict[str, Any]:
         "subject": _("Votre lien de connexion à l'espace client"), "user": user,
         "link_url": portal_url("lien", auth.raw_token_from_seed(context[LINK_SEED])),
         "link_expires": format_datetime(token.expires_at, "d MMMM y 'à' HH:mm"),
+    }
+
+
+@email_builder("account_locked")
+def _account_locked(context: dict[str, Any]) -> dict[str, Any]:
+    user, until = load(User, context["user_id"]), datetime.fromisoformat(context["locked_until"])
+    return {
+        "subject": _("Votre compte est temporairement verrouillé"), "user": user,
+        "locked_until": format_datetime(until, "d MMMM y 'à' HH:mm"),
+        "sign_in_url": admin_url() if user.is_staff else portal_url("connexion"),
+        "staff": user.is_staff,
     }
 
 

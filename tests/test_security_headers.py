@@ -222,7 +222,8 @@ def test_production_refuses_the_development_secret_key(monkeypatch, other_app):
 
 def test_production_selects_the_production_settings(monkeypatch, other_app):
     monkeypatch.setattr(portal, "PORTAL_ENV", "production")
-    app = create_app({"SECRET_KEY": "a-long-random-production-secret", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    app = create_app({"SECRET_KEY": "a-long-random-production-secret", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                      "SINGLE_WORKER": True})  # memory:// rate limits: refused for several workers
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["HSTS_SECONDS"] == 31_536_000
     monkeypatch.setattr(portal, "PORTAL_ENV", "development")
     assert not create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"}).config["SESSION_COOKIE_SECURE"]

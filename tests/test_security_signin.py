@@ -1,16 +1,20 @@
 """Sign-in security: a fresh session at every sign-in (no fixation), rate limits with a French 429
-(memory and Redis storage), Argon2id password hashes, and a `next` that never leaves the site."""
+(memory and Redis storage; in memory while Redis is unreachable, never refused for it), production
+refusing per-process limits, Argon2id password hashes, and a `next` that never leaves the site."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from portal import accounts, auth, mail
+import portal
+from portal import accounts, auth, create_app, mail
 from portal.extensions import db, limiter
 from portal.headers import HEADER_BREAKING
 from portal.models import ClientRole, OutboxEmail, User
@@ -168,6 +172,79 @@ def test_limits_shared_through_redis(other_app):
         limiter.reset()
         server.flushdb()
         server.close()
+
+
+# Nothing listens on port 1: connections are refused at once.
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+def _limiter_warnings(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records
+            if record.name == "portal.ratelimit" and record.levelno == logging.WARNING]
+
+
+def test_every_sign_in_works_while_redis_is_unreachable(other_app, world, caplog):
+    """Redis down: each way of signing in still signs in, and the app's log says the limiter counts
+    in memory meanwhile."""
+    caplog.set_level(logging.WARNING)
+    other = other_app(RATE_LIMITS_ENABLED=True, RATELIMIT_STORAGE_URI=UNREACHABLE_REDIS)
+    started = time.monotonic()
+    for name, page, url, data, user in _sign_in_ways(world):
+        client = other.test_client()
+        token = csrf_from(client.get(page).get_data(as_text=True))
+        response = client.post(url, data={"csrf_token": token, **data})
+        assert response.status_code in (302, 303), (name, response.status_code)
+        with client.session_transaction() as session:
+            assert session["_user_id"] == str(user.id), name
+    client = other.test_client()
+    token = csrf_from(client.get(f"{P}/connexion").get_data(as_text=True))
+    gestionnaire = world.mine.users[ClientRole.GESTIONNAIRE]
+    links_before = _count_emails("login_link")
+    response = client.post(f"{P}/connexion/lien", data={"csrf_token": token, "email": gestionnaire.email})
+    assert response.status_code == 302
+    assert _count_emails("login_link") == links_before + 1
+    assert time.monotonic() - started < 15  # short Redis timeouts: no minute-long wait per request
+    assert any("unreachable" in message for message in _limiter_warnings(caplog)), caplog.text
+
+
+def _count_emails(template: str, recipient: str | None = None) -> int:
+    db.session.expire_all()
+    query = select(func.count()).select_from(OutboxEmail).where(OutboxEmail.template == template)
+    if recipient is not None:
+        query = query.where(OutboxEmail.recipient == recipient)
+    return db.session.scalar(query)
+
+
+def test_limits_count_in_memory_while_redis_is_unreachable(other_app, world):
+    """The fallback still limits: per IP, and per account (the lock)."""
+    other = other_app(RATE_LIMITS_ENABLED=True, RATELIMIT_STORAGE_URI=UNREACHABLE_REDIS,
+                      RATELIMIT_SIGNIN="3 per minute", ACCOUNT_LOCK_FAILURES=2)
+    client = other.test_client()
+    token = csrf_from(client.get("/admin/connexion").get_data(as_text=True))
+    statuses = [client.post("/admin/connexion", data={"csrf_token": token, "email": f"{n}@b.fr",
+                                                      "password": "x"}).status_code for n in range(4)]
+    assert statuses == [200, 200, 200, 429]  # per IP
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    wrong = {"csrf_token": token, "email": world.admin.email, "password": "mauvais"}
+    assert [client.post("/admin/connexion", data=wrong).status_code for _attempt in range(2)] == [200, 429]
+    right = client.post("/admin/connexion", data={**wrong, "password": PASSWORD})
+    assert right.status_code == 429 and "temporairement verrouillé" in page_text(right)
+    assert _count_emails("account_locked", world.admin.email) == 1
+
+
+def test_production_refuses_rate_limits_counted_per_process(monkeypatch, other_app):
+    """PORTAL_ENV=production with RATELIMIT_STORAGE_URI=memory://: each worker would count its own
+    attempts; start-up refuses it unless PORTAL_SINGLE_WORKER=1 says there is only one."""
+    monkeypatch.setattr(portal, "PORTAL_ENV", "production")
+    settings = {"TESTING": False, "SECRET_KEY": "a-long-random-production-secret",
+                "SQLALCHEMY_DATABASE_URI": "sqlite://", "RATELIMIT_STORAGE_URI": "memory://",
+                "SINGLE_WORKER": False}
+    with pytest.raises(RuntimeError, match=r"RATELIMIT_STORAGE_URI=memory://.*PORTAL_SINGLE_WORKER=1"):
+        create_app(settings)
+    assert create_app({**settings, "SINGLE_WORKER": True}).config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert create_app({**settings, "RATELIMIT_STORAGE_URI": REDIS_URL})
+    monkeypatch.setattr(portal, "PORTAL_ENV", "development")
+    assert create_app({**settings, "SINGLE_WORKER": False})  # `make run`: one process, memory is fine
 
 
 # --- Passwords --------------------------------------------------------------------------------

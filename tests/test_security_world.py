@@ -60,6 +60,7 @@ SYSTEM_TEXT_FIELDS = {
     "decision": {"terms_sha256", "quote_sha256", "ip"},
     "number_counter": {"series"},
     "invoice": {"number", "billing_period", "currency", "pdf_sha256"},
+    "quote_document": {"state_key", "pdf_sha256"},
     "payment": {"currency"},
     "outbox_email": {"recipient", "template", "dedupe_key", "last_error"},
     "audit_event": {"action", "object_type", "ip"},
@@ -142,6 +143,7 @@ def build_world(text: str = "") -> World:
     _monthly(world, text, n)
     quotes.remind_expiring(now=utcnow() + timedelta(days=24))
     mail.enqueue_login_link(world.mine.users[ClientRole.MEMBRE])
+    mail.enqueue_account_locked(world.mine.users[ClientRole.GESTIONNAIRE], utcnow() + timedelta(minutes=15))
     db.session.commit()
     world.emails = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
     return world

@@ -8,11 +8,22 @@ from flask_admin.theme import Bootstrap4Theme
 
 from ..headers import csp_nonce
 from ..i18n import lazy_gettext as _l
-from . import catalogue, finance, organisations, quote_editor, quotes_list, requests_inbox, system
+from . import (
+    account,
+    catalogue,
+    finance,
+    organisations,
+    quote_editor,
+    quotes_list,
+    requests_inbox,
+    staff,
+    system,
+)
 from .home import HomeView
 from .signin import blueprint as signin_blueprint
 
-VIEW_MODULES = (organisations, quote_editor, quotes_list, requests_inbox, catalogue, finance, system)
+VIEW_MODULES = (organisations, quote_editor, quotes_list, requests_inbox, catalogue, finance, system, staff,
+                account)
 
 
 def init_admin(app: Flask) -> Admin:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import login_user, logout_user
+from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from ..auth import check_password
+from .. import auth, mail
+from ..exceptions import AccountLocked, DomainError
 from ..extensions import configured_limit, db, limiter
 from ..i18n import lazy_gettext as _l
-from ..models import User, UserKind
+from ..models import UserKind
 from ..security import safe_next_url
 
 blueprint = Blueprint("staff_auth", __name__, url_prefix="/admin")
@@ -27,25 +27,32 @@ class SignInForm(FlaskForm):
 @blueprint.route("/connexion", methods=["GET", "POST"])
 @limiter.limit(configured_limit("RATELIMIT_SIGNIN"), methods=["POST"])
 def login():
-    """Sign in a staff user; the same message whatever was wrong."""
+    """Sign in a staff user; the same message whatever was wrong, per IP and per account limits."""
     form = SignInForm()
+    status, headers = 200, {}
     if form.validate_on_submit():
-        user = db.session.scalar(
-            select(User).where(User.email == form.email.data.strip().lower(),
-                               User.kind == UserKind.STAFF, User.active.is_(True))
-        )
-        if user is not None and check_password(user, form.password.data):
-            session.clear()  # a fresh session at every sign-in
-            login_user(user)
+        try:
+            user = auth.authenticate(form.email.data, form.password.data, kind=UserKind.STAFF,
+                                     on_lock=mail.enqueue_account_locked)
+        except AccountLocked as error:
+            db.session.commit()  # the owner's email, when this very attempt locked the account
+            flash(str(error), "error")
+            status, headers = 429, {"Retry-After": str(60 * error.params["minutes"])}
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
+            auth.start_session(user)  # a fresh session at every sign-in
             return redirect(safe_next_url(request.args.get("next"), url_for("admin.index")))
-        flash(_("Adresse email ou mot de passe incorrect."), "error")
-    return render_template("admin/signin.html", form=form)
+    return render_template("admin/signin.html", form=form), status, headers
 
 
 @blueprint.post("/deconnexion")
 def logout():
-    """Sign out (POST, CSRF-protected)."""
-    logout_user()
+    """Sign out (POST, CSRF-protected): every session of the user ends, copied cookies too."""
+    if current_user.is_authenticated:
+        auth.revoke_sessions(current_user._get_current_object())
+        db.session.commit()
+        logout_user()
     session.clear()
     flash(_("Vous êtes déconnecté."), "info")
     return redirect(url_for("staff_auth.login"))

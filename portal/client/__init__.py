@@ -9,7 +9,7 @@ blueprint = Blueprint("client", __name__)
 
 def init_portal(app: Flask) -> None:
     """Mount the portal under its configured prefix; pages extend PORTAL_CLIENT_LAYOUT."""
-    from . import account, documents_views, payment_views, quotes_views, signin  # noqa: F401
+    from . import account, documents_views, my_account, payment_views, quotes_views, signin  # noqa: F401
 
     app.register_blueprint(blueprint, url_prefix=app.config["PORTAL_URL_PREFIX"] or "/espace-client")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
 from .. import auth, mail
-from ..exceptions import DomainError, MagicLinkInvalid
+from ..exceptions import AccountLocked, DomainError, MagicLinkInvalid
 from ..extensions import configured_limit, db, limiter
 from ..i18n import lazy_gettext as _l
 from ..models import User, UserKind
@@ -36,9 +36,8 @@ class NewPasswordForm(FlaskForm):
 
 
 def start_session(user: User) -> None:
-    """Sign in with a fresh session (no fixation)."""
-    session.clear()
-    login_user(user)
+    """Sign in with a fresh session (no fixation), carrying the user's session version."""
+    auth.start_session(user)
 
 
 def _destination() -> str:
@@ -48,30 +47,37 @@ def _destination() -> str:
 @blueprint.route("/connexion", methods=["GET", "POST"])
 @limiter.limit(configured_limit("RATELIMIT_SIGNIN"), methods=["POST"])
 def login():
-    """Email and password; the same message whatever was wrong."""
+    """Email and password; the same message whatever was wrong, per IP and per account limits."""
     form = SignInForm()
+    status, headers = 200, {}
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(
-            User.email == form.email.data.strip().lower(), User.kind == UserKind.CLIENT,
-            User.active.is_(True)))
-        if user is not None and auth.check_password(user, form.password.data):
+        try:
+            user = auth.authenticate(form.email.data, form.password.data, kind=UserKind.CLIENT,
+                                     on_lock=mail.enqueue_account_locked)
+        except AccountLocked as error:
+            db.session.commit()  # the owner's email, when this very attempt locked the account
+            flash(str(error), "error")
+            status, headers = 429, {"Retry-After": str(60 * error.params["minutes"])}
+        except DomainError as error:
+            flash(str(error), "error")
+        else:
             start_session(user)
             return redirect(_destination())
-        flash(_("Adresse email ou mot de passe incorrect."), "error")
     return render_template("client/login.html", form=form, link_form=LinkRequestForm(formdata=None),
-                           next=request.args.get("next", ""))
+                           next=request.args.get("next", "")), status, headers
 
 
 @blueprint.post("/connexion/lien")
 @limiter.limit(configured_limit("RATELIMIT_LINK_REQUEST"))
 def request_link():
-    """Email a sign-in link; the answer is the same whether or not the address exists."""
+    """Email a sign-in link; the answer is the same whether or not the address exists, and
+    beyond the limit per address (RATELIMIT_LINK_REQUEST_ACCOUNT), when no email is sent."""
     form = LinkRequestForm()
     if form.validate_on_submit():
+        email = form.email.data.strip().lower()
         user = db.session.scalar(select(User).where(
-            User.email == form.email.data.strip().lower(), User.kind == UserKind.CLIENT,
-            User.active.is_(True)))
-        if user is not None:
+            User.email == email, User.kind == UserKind.CLIENT, User.active.is_(True)))
+        if auth.link_request_allowed(email) and user is not None:
             mail.enqueue_login_link(user)
             db.session.commit()
         flash(_("Si un compte existe pour cette adresse, un lien de connexion vient de lui être envoyé. "
@@ -143,8 +149,10 @@ def invitation(token: str):
 
 @blueprint.post("/deconnexion")
 def logout():
-    """Sign out (POST, CSRF-protected)."""
+    """Sign out (POST, CSRF-protected): every session of the user ends, copied cookies too."""
     if current_user.is_authenticated:
+        auth.revoke_sessions(current_user._get_current_object())
+        db.session.commit()
         logout_user()
     session.clear()
     flash(_("Vous êtes déconnecté."), "info")

@@ -1,0 +1,63 @@
+"""« Mon compte » of the client portal: change one's password, sign out everywhere else."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField
+
+from .. import auth
+from ..exceptions import DomainError
+from ..extensions import db
+from ..i18n import lazy_gettext as _l
+from . import blueprint
+from .access import client_required
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(_l("Mot de passe actuel"))
+    password = PasswordField(_l("Nouveau mot de passe"))
+    confirm = PasswordField(_l("Confirmez le nouveau mot de passe"))
+
+
+def _page(form: PasswordChangeForm):
+    return render_template("client/my_account.html", form=form, everywhere_form=FlaskForm(),
+                           min_length=auth.MIN_PASSWORD_LENGTH)
+
+
+@blueprint.route("/compte", methods=["GET", "POST"])
+@client_required
+def my_account():
+    """Change the password: the other sessions end, this one stays signed in."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            auth.change_password(user, current=form.current.data, new=form.password.data,
+                                 confirmation=form.confirm.data)
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+        else:
+            auth.keep_current_session(user)
+            flash(_("Votre mot de passe a été changé. Vos autres sessions ont été fermées."), "success")
+            return redirect(url_for("client.my_account"), code=303)
+    return _page(form)
+
+
+@blueprint.route("/compte/deconnexion-partout", methods=["GET", "POST"])
+@client_required
+def sign_out_everywhere():
+    """« Se déconnecter partout »: every other session ends (GET shows the page of its button)."""
+    if request.method == "POST" and FlaskForm().validate_on_submit():
+        user = current_user._get_current_object()
+        auth.sign_out_everywhere(user)
+        db.session.commit()
+        auth.keep_current_session(user)
+        flash(_("Toutes vos autres sessions ont été fermées ; vous restez connecté sur cet appareil."),
+              "success")
+        return redirect(url_for("client.my_account"), code=303)
+    return _page(PasswordChangeForm(formdata=None))
