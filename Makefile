@@ -89,6 +89,13 @@ test-pg: install
 		echo "PostgreSQL unreachable at $(TEST_PG_URL): PostgreSQL half NOT run (CI runs it)." >&2; \
 	fi
 
+# PostgreSQL under gunicorn (4 workers) for SOAK_SECONDS (180): mixed back-office and portal traffic
+# with quiet spells past the idle-ping threshold and every database connection killed halfway; fails
+# on any 500 (tests/soak.py). Needs PostgreSQL (SOAK_PG_URL, database portail_soak) and Redis.
+.PHONY: soak
+soak: install
+	$(BIN)/python -m tests.soak
+
 # The browser journeys alone (tests/e2e: Playwright driving Debian's Chromium against the app, SMTP and
 # localstripe they start themselves); `make test` runs them too, in its SQLite half.
 .PHONY: e2e
@@ -103,6 +110,7 @@ lint: $(STAMP)
 # bench_* databases. Run it on a quiet machine; `python -m bench.run --help` for a partial run.
 bench: install
 	$(BIN)/python -m bench.bench_documents
+	$(BIN)/python -m bench.pdf_burst
 	$(BIN)/python -m bench.run
 
 clean:

@@ -3,7 +3,10 @@
 Invoices and credit notes are PDF/A-3b files carrying their EN 16931 (CII) XML. An invoice's PDF
 is rendered once, at first need, and stored with its SHA-256; every later download serves those
 exact bytes (a re-render would differ by its timestamps, and by any later template change), so
-nothing ever re-renders an issued invoice. Quotes are not frozen: they are rendered on demand.
+nothing ever re-renders an issued invoice. Quotes are not frozen, but a quote's PDF is downloaded
+far more often than what it shows changes: a sent (or decided…) quote's download is rendered once
+for each state of its document and stored (QuoteDocument), keyed by the SHA-256 of the HTML it is
+rendered from; a draft's preview is always rendered live.
 
 Functions take model objects, never a request; storing a PDF flushes and the caller commits.
 """
@@ -22,11 +25,22 @@ from babel import dates as babel_dates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from lxml import etree
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import billing, monthly, quotes
 from .config import BASE_DIR
 from .extensions import db
-from .models import BillingMode, Invoice, InvoiceKind, Quote, QuoteStatus, TermsVersion
+from .models import (
+    BillingMode,
+    Invoice,
+    InvoiceKind,
+    Quote,
+    QuoteDocument,
+    QuoteStatus,
+    TermsVersion,
+    utcnow,
+)
 
 TEMPLATES_DIR = BASE_DIR / "templates" / "documents"
 FACTURX_LEVEL = "en16931"
@@ -113,7 +127,11 @@ _env = _environment()
 
 
 def _render_pdf(template: str, *, pdf_variant: str | None = None, **context: Any) -> bytes:
-    html = _env.get_template(template).render(**context)
+    return html_to_pdf(_env.get_template(template).render(**context), pdf_variant=pdf_variant)
+
+
+def html_to_pdf(html: str, *, pdf_variant: str | None = None) -> bytes:
+    """WeasyPrint's PDF of a document's HTML: the costly step (a quote: ~1 s, its HTML ~3 ms)."""
     # Documents are self-contained (CSS inlined): nothing is ever fetched while rendering.
     fetcher = weasyprint.URLFetcher(allowed_protocols=())
     return weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher).write_pdf(
@@ -141,10 +159,46 @@ def quote_terms(quote: Quote) -> TermsVersion | None:
 
 
 def quote_pdf(quote: Quote) -> bytes:
-    """The PDF of a quote, rendered now (quotes are not frozen documents)."""
+    """The PDF of a quote, rendered now; stores nothing (email attachments)."""
+    return html_to_pdf(_quote_html(quote))
+
+
+def stored_quote_pdf(quote: Quote) -> bytes:
+    """The PDF a download serves: a draft's rendered now; any other quote's rendered once for each
+    state of its document, stored and served from then on; flushes."""
+    html = _quote_html(quote)
+    if quote.status == QuoteStatus.DRAFT:
+        return html_to_pdf(html)
+    # The key is the document's HTML itself: the quote's status and dates, the CGV it is under, and
+    # the live seller and client details it prints (or a template changed by a deployment) each
+    # make another document; nothing else does. Rendering the HTML costs under 1 % of the PDF.
+    state_key = hashlib.sha256(html.encode()).hexdigest()
+    stored = _stored_quote_pdf(quote.id, state_key)
+    if stored is not None:
+        return stored
+    pdf = html_to_pdf(html)
+    # Write-once even against a concurrent first download: the unique (quote_id, state_key) keeps
+    # whichever row is stored first (PostgreSQL waits for that transaction), and both serve it.
+    builder = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(
+        builder(QuoteDocument)
+        .values(quote_id=quote.id, state_key=state_key, pdf=pdf,
+                pdf_sha256=hashlib.sha256(pdf).hexdigest(), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["quote_id", "state_key"])
+    )
+    return _stored_quote_pdf(quote.id, state_key)
+
+
+def _stored_quote_pdf(quote_id: int, state_key: str) -> bytes | None:
+    return db.session.scalar(
+        select(QuoteDocument.pdf).where(QuoteDocument.quote_id == quote_id,
+                                        QuoteDocument.state_key == state_key)
+    )
+
+
+def _quote_html(quote: Quote) -> str:
     mode = quote.billing_mode or quote.organisation.billing_mode
-    return _render_pdf(
-        "quote.html",
+    return _env.get_template("quote.html").render(
         quote=quote,
         seller=billing.seller_settings(),
         organisation=quote.organisation,

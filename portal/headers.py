@@ -1,6 +1,6 @@
 """HTTP security of every response: a Content-Security-Policy with a per-request nonce, no MIME
-sniffing, a referrer policy, HSTS in production, and one-time link pages kept out of caches,
-referrers and access logs."""
+sniffing, a referrer policy, HSTS in production, nothing but static files kept in a cache, and
+one-time link pages kept out of referrers and access logs."""
 
 from __future__ import annotations
 
@@ -117,8 +117,18 @@ def security_headers(response: Response) -> Response:
         headers["Strict-Transport-Security"] = f"max-age={hsts}; includeSubDomains"
     if request.endpoint in TOKEN_ENDPOINTS:
         headers["Referrer-Policy"] = "no-referrer"
+    if not is_static_file():
+        # Pages and PDFs show a signed-in person's data (and forms their CSRF token): no browser
+        # cache, back button of a shared computer or proxy may keep them. Set here, for every
+        # view, so that a new page cannot forget it; it replaces send_file's `no-cache`.
         headers["Cache-Control"] = "no-store"
     return response
+
+
+def is_static_file() -> bool:
+    """The request is for a static file (the app's or a blueprint's, Flask-Admin's included)."""
+    endpoint = request.endpoint or ""
+    return endpoint == "static" or endpoint.endswith(".static")
 
 
 def redact(text: str) -> str:

@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, InputRequired, Length
 
 from .. import billing, documents, monthly
 from ..exceptions import DomainError
-from ..extensions import db
+from ..extensions import db, pdf_limit
 from ..forms import EuroField
 from ..i18n import lazy_gettext as _l
 from ..labels import label
@@ -144,6 +144,7 @@ class InvoiceView(SecureModelView):
         return self.render("admin/invoice_credit_note.html", invoice=invoice, form=form)
 
     @expose("/<int:invoice_id>/pdf")
+    @pdf_limit
     def pdf(self, invoice_id: int):
         """The invoice's frozen PDF (rendered and stored at the first download)."""
         invoice = db.session.get(Invoice, invoice_id) or abort(404)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, abort
 
 from .. import documents
-from ..extensions import db
+from ..extensions import db, pdf_limit
 from ..models import Invoice, Quote, QuoteStatus
 from . import blueprint
 from .access import client_required, own
@@ -20,16 +20,20 @@ def pdf_response(data: bytes, filename: str) -> Response:
 
 @blueprint.get("/devis/<int:quote_id>/pdf")
 @client_required
+@pdf_limit
 def quote_pdf(quote_id: int):
-    """The quote's PDF."""
+    """The quote's PDF: stored at the first download of each state of the quote, then served."""
     quote = own(Quote, quote_id)
     if quote.status == QuoteStatus.DRAFT:
         abort(404)
-    return pdf_response(documents.quote_pdf(quote), f"{quote.reference}.pdf")
+    data, filename = documents.stored_quote_pdf(quote), f"{quote.reference}.pdf"
+    db.session.commit()  # keep the bytes rendered at first need
+    return pdf_response(data, filename)
 
 
 @blueprint.get("/factures/<int:invoice_id>/pdf")
 @client_required
+@pdf_limit
 def invoice_pdf(invoice_id: int):
     """The invoice's PDF: the bytes stored at first download, served identically ever after."""
     invoice = own(Invoice, invoice_id)
