@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from . import billing, quotes
+from . import billing, quotes, validation
 from .auth import hash_password
 from .extensions import db
 from .models import (
@@ -34,7 +34,7 @@ ORGANISATIONS = [
     # name, slug, billing mode, mandate, SIREN, city
     ("Atelier Dupont SARL", "dupont", BillingMode.PER_ORDER, False, "552100554", "Lyon"),
     ("Boulangeries Martin SAS", "martin", BillingMode.MONTHLY, False, "732829320", "Nantes"),
-    ("Cabinet Lefèvre & Associés", "lefevre", BillingMode.PER_ORDER, True, "480521998", "Lille"),
+    ("Cabinet Lefèvre & Associés", "lefevre", BillingMode.PER_ORDER, True, "480521996", "Lille"),
 ]
 
 PRODUCTS = [
@@ -85,7 +85,7 @@ def _seller_settings() -> None:
     db.session.add(SellerSettings(
         id=1, company_name="Portail Devis Démo", legal_form="SAS", share_capital="50 000 €",
         address_line1="12 rue de la République", postal_code="69002", city="Lyon",
-        siren="912345678", rcs_city="Lyon", vat_number="FR40912345678",
+        siren="912345675", rcs_city="Lyon", vat_number="FR65912345675",
         email="facturation@portail-devis.fr", phone="04 72 00 00 00",
         iban="FR7630006000011234567890189", bic="AGRIFRPP",
     ))
@@ -109,7 +109,7 @@ def _product(sku: str, name: str, price: int, vat: int, credits: int, published:
 def _organisation(name: str, slug: str, mode: BillingMode, mandate: bool, siren: str,
                   city: str) -> Organisation:
     organisation = Organisation(
-        name=name, legal_form="SAS", siren=siren, siret=f"{siren}00017",
+        name=name, legal_form="SAS", siren=siren, siret=_first_siret(siren),
         vat_number=f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}",
         address_line1="1 place de la Mairie", postal_code="69001", city=city,
         billing_mode=mode, payment_terms_days=30,
@@ -125,6 +125,11 @@ def _organisation(name: str, slug: str, mode: BillingMode, mandate: bool, siren:
     if mandate:
         quotes.set_mandate(organisation, allowed=True, actor=_member(organisation, ClientRole.RESPONSABLE))
     return organisation
+
+
+def _first_siret(siren: str) -> str:
+    """The SIRET of the establishment numbered 0001 (its last digit the Luhn key)."""
+    return next(siret for siret in (f"{siren}0001{key}" for key in range(10)) if validation.luhn_valid(siret))
 
 
 def _member(organisation: Organisation, role: ClientRole) -> User:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template, request
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from .exceptions import DomainError
@@ -18,9 +18,18 @@ HTTP_MESSAGES = {
     404: _l("La page demandée n'existe pas ou ne vous est pas accessible."),
     405: _l("Cette action n'est pas possible ici."),
     429: _l("Trop de tentatives : patientez quelques minutes avant de réessayer."),
+    503: _l("Le service est momentanément indisponible : réessayez dans quelques secondes."),
     500: _l("Une erreur inattendue est survenue ; l'équipe technique est prévenue."),
 }
 log = logging.getLogger(__name__)
+
+
+def log_refusal(error: Exception, status: int | None = None) -> None:
+    """One warning line per refused request: where, which refusal, which status (a domain error's
+    own by default). Never the value (it may be a password or a token) and never a traceback:
+    a refusal is not a bug."""
+    status = status or getattr(error, "http_status", 400)
+    log.warning("Request refused at %s: %s (%s)", request.endpoint, type(error).__name__, status)
 
 
 def _wants_json() -> bool:
@@ -33,6 +42,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
         db.session.rollback()
+        log_refusal(error)
         if _wants_json():
             return jsonify(error=str(error)), error.http_status
         return _page(error.http_status, str(error))
@@ -43,15 +53,30 @@ def register(app: Flask) -> None:
         # came from the request: the request is refused, nothing is written. The statement's
         # parameters are not logged (they may hold a password or a token).
         db.session.rollback()
-        log.warning("Request refused, invalid data for the database at %s: %s",
-                    request.endpoint, type(error.orig).__name__)
+        log_refusal(error.orig, 400)
         if _wants_json():
             return jsonify(error=str(HTTP_MESSAGES[400])), 400
         return _page(400, str(HTTP_MESSAGES[400]))
 
+    @app.errorhandler(DBAPIError)
+    def connection_lost(error: DBAPIError):
+        # The database connection broke under this request (a server restart, a killed backend):
+        # nothing was committed, the pool replaces the connection, and the same request succeeds
+        # when retried. Any other database error is a bug, and stays a 500 with its traceback.
+        if not error.connection_invalidated:
+            raise error
+        db.session.rollback()
+        log.warning("Database connection lost at %s: %s (503)", request.endpoint, type(error.orig).__name__)
+        headers = {"Retry-After": "5"}
+        if _wants_json():
+            return jsonify(error=str(HTTP_MESSAGES[503])), 503, headers
+        return *_page(503, str(HTTP_MESSAGES[503])), headers
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
+        if status in (400, 413, 422):  # the request's fault (bad form, CSRF, JSON, size): said once
+            log_refusal(error, status)
         message = str(HTTP_MESSAGES.get(status, error.description or ""))
         if _wants_json():
             return jsonify(error=message), status

@@ -5,13 +5,49 @@ from __future__ import annotations
 import re
 import uuid
 
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField
 from wtforms.widgets import TextInput
 
+from .exceptions import InvalidInput, InvalidNumber
 from .i18n import lazy_gettext as _l
 
 EUROS = re.compile(r"^(?P<units>\d{1,9})(?:[.,](?P<cents>\d{1,2}))?$")
+# A whole number as people type it: ASCII digits, an optional minus sign; spaces around it or
+# between digit groups ("1 000") are ignored. Not accepted: "+5", "1e5", "12.0", "1_000", "0x10",
+# NaN, Infinity, and other scripts' digits ("١٢", "²", "１２"), which int() would take.
+INTEGER = re.compile(r"-?[0-9]{1,18}")
+_GROUPING = re.compile(r"[\s\u00a0\u202f]+")
+_MAX_INTEGER_TEXT = 40  # longer is refused unread: no int() of a 5,000-digit string
+MAX_ID = 2**31 - 1  # primary keys are 32-bit integers (PostgreSQL's INTEGER)
+
+
+def _french_integer(number: int) -> str:
+    return f"{number:,}".replace(",", "\u202f")
+
+
+def parse_int(text: str | None, *, minimum: int, maximum: int,
+              error: type[InvalidInput] = InvalidNumber) -> int:
+    """The whole number typed in `text`, within [minimum, maximum]; `error` otherwise (its French
+    message may use %(minimum)s and %(maximum)s). "-0" is 0; surrounding spaces are ignored."""
+    too_long = not isinstance(text, str) or len(text) > _MAX_INTEGER_TEXT
+    compact = "" if too_long else _GROUPING.sub("", text)
+    if not INTEGER.fullmatch(compact):
+        raise error(minimum=_french_integer(minimum), maximum=_french_integer(maximum))
+    number = int(compact)
+    if not minimum <= number <= maximum:
+        raise error(minimum=_french_integer(minimum), maximum=_french_integer(maximum))
+    return number
+
+
+def int_arg(name: str, *, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
+    """A whole-number URL argument (`?avant=`), or None when absent or not one within bounds:
+    a bad value is ignored, like Werkzeug's `type=int`, but never reaches the database."""
+    try:
+        return parse_int(request.args.get(name), minimum=minimum, maximum=maximum)
+    except InvalidInput:
+        return None
 
 
 def parse_euros(text: str) -> int:
@@ -50,6 +86,35 @@ class EuroField(Field):
             self.data = None
             message = _l("Montant invalide : saisissez un nombre positif, par exemple 1250,00.")
             raise ValueError(str(message)) from None
+
+
+class IntegerInput(Field):
+    """A whole number within [minimum, maximum] (see `parse_int`), with a French error message;
+    blank is None (add InputRequired to require it)."""
+
+    widget = TextInput()
+
+    def __init__(self, label=None, validators=None, *, minimum: int, maximum: int,
+                 error: type[InvalidInput] = InvalidNumber, **kwargs) -> None:
+        kwargs.setdefault("render_kw", {"inputmode": "numeric"})
+        super().__init__(label, validators, **kwargs)
+        self.minimum, self.maximum, self.error = minimum, maximum, error
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        return "" if self.data is None else str(self.data)
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        if not valuelist or not valuelist[0].strip():
+            self.data = None
+            return
+        try:
+            self.data = parse_int(valuelist[0], minimum=self.minimum, maximum=self.maximum,
+                                  error=self.error)
+        except InvalidInput as error:
+            self.data = None
+            raise ValueError(str(error)) from None
 
 
 class OnceForm(FlaskForm):

@@ -29,9 +29,12 @@ from .exceptions import (
     InvalidVatRate,
     MandateMissing,
     NotAllowed,
+    PriceTooLarge,
+    QuantityOutOfRange,
     QuoteExpired,
     QuoteNotDraft,
     QuoteNotPending,
+    QuoteTooLarge,
     RequestNotOpen,
     TermsChanged,
     TermsMissing,
@@ -60,6 +63,13 @@ from .models import (
 
 DECIDING_ROLES = (ClientRole.RESPONSABLE, ClientRole.GESTIONNAIRE)
 DECIDABLE_STATUS = QuoteStatus.SENT
+# Bounds of what a quote or a request holds, far above any real order and far below the columns'
+# limits (quantities and credits are 32-bit, amounts 64-bit): a typo is refused, never overflows.
+MAX_QUANTITY = 1_000_000
+MAX_UNIT_PRICE_CENTS = 999_999_999_99  # what an amount field accepts: 999 999 999,99 €
+MAX_TOTAL_CENTS = 10**15
+MAX_TOTAL_CREDITS = 2**31 - 1
+MAX_ID = 2**31 - 1  # primary keys are 32-bit: a larger id names nothing (and would not bind)
 
 
 @dataclass(frozen=True)
@@ -131,15 +141,33 @@ def update_draft(
 
 
 def _build_lines(lines: Iterable[LineInput]) -> list[QuoteLine]:
-    return [_build_line(position, line) for position, line in enumerate(lines, start=1)]
+    built = [_build_line(position, line) for position, line in enumerate(lines, start=1)]
+    if (sum(line.quantity * line.unit_price_cents for line in built) > MAX_TOTAL_CENTS
+            or sum(line.quantity * line.credits_per_unit for line in built) > MAX_TOTAL_CREDITS):
+        raise QuoteTooLarge()
+    return built
+
+
+def _product(product_id: object) -> Product | None:
+    """The product of that id; None for an id that cannot be one."""
+    if isinstance(product_id, bool) or not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
+        return None
+    return db.session.get(Product, product_id)
+
+
+def _check_quantity(quantity: object) -> None:
+    """A whole number of units, 1 to MAX_QUANTITY."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise InvalidQuantity()
+    if quantity > MAX_QUANTITY:
+        raise QuantityOutOfRange(minimum=1, maximum=f"{MAX_QUANTITY:,}".replace(",", "\u202f"))
 
 
 def _build_line(position: int, line: LineInput) -> QuoteLine:
-    if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or line.quantity <= 0:
-        raise InvalidQuantity()
+    _check_quantity(line.quantity)
     product = None
     if line.product_id is not None:
-        product = db.session.get(Product, line.product_id)
+        product = _product(line.product_id)
         if product is None:
             raise UnknownProduct()
     label = (line.label or (product.name if product else "")).strip()
@@ -149,8 +177,10 @@ def _build_line(position: int, line: LineInput) -> QuoteLine:
         product.unit_price_cents if product else None)
     if price is None:
         raise InvalidInput("Chaque ligne libre doit avoir un prix unitaire.")
-    if price < 0:
+    if isinstance(price, bool) or not isinstance(price, int) or price < 0:
         raise InvalidPrice()
+    if price > MAX_UNIT_PRICE_CENTS:
+        raise PriceTooLarge()
     vat = line.vat_rate_bp if line.vat_rate_bp is not None else (
         product.vat_rate_bp if product else 2000)
     if vat not in billing.VAT_RATES_BP:
@@ -492,11 +522,10 @@ def create_request(*, organisation: Organisation, requester: User, items: Iterab
     request = QuoteRequest(organisation=organisation, requester=requester,
                            message=(message or "").strip())
     for product_id, quantity in items:
-        product = db.session.get(Product, product_id)
+        product = _product(product_id)
         if product is None or not product.published:
             raise UnknownProduct()
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-            raise InvalidQuantity()
+        _check_quantity(quantity)
         request.lines.append(QuoteRequestLine(product=product, quantity=quantity))
     if not request.lines:
         raise InvalidInput("Choisissez au moins un produit.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 
-from portal import quotes
+from portal import quotes, validation
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -28,6 +28,12 @@ def _next() -> int:
     return next(_sequence)
 
 
+def siren(n: int) -> str:
+    """A valid SIREN (Luhn key) made of `n`: distinct for distinct n < 10**8."""
+    base = f"{n:08d}"
+    return next(f"{base}{key}" for key in range(10) if validation.luhn_valid(f"{base}{key}"))
+
+
 def seller_settings(**overrides) -> SellerSettings:
     values = dict(
         id=1, company_name="Vendeur Test", legal_form="SAS", share_capital="10 000 €",
@@ -44,7 +50,7 @@ def seller_settings(**overrides) -> SellerSettings:
 
 def organisation(**overrides) -> Organisation:
     n = _next()
-    values = dict(name=f"Organisation {n}", siren=f"{n:09d}", legal_form="SARL",
+    values = dict(name=f"Organisation {n}", siren=siren(n), legal_form="SARL",
                   address_line1="2 avenue Client", postal_code="69001", city="Lyon",
                   billing_mode=BillingMode.PER_ORDER, payment_terms_days=30)
     values.update(overrides)

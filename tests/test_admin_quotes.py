@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import logging
+
 import pytest
 from sqlalchemy import func, select
 
@@ -130,6 +133,77 @@ def test_bad_quote_input_shows_a_message_and_creates_nothing(staff_client, field
     assert response.status_code == 200
     assert message in response.get_data(as_text=True)
     assert _count(Quote) == before
+
+
+BEYOND_REASON = ["9" * 5000, "NaN", "Infinity", "-1", str(2**63), "1e5", "١٢", "²"]
+
+
+@pytest.mark.parametrize("value", BEYOND_REASON)
+@pytest.mark.parametrize(("field", "message"), [
+    ("lines-0-product_id", "Produit inconnu."),
+    ("lines-0-vat_rate_bp", "Taux de TVA non autorisé : choisissez 0 %, 2,1 %, 5,5 %, 10 % ou 20 %."),
+    ("recipient_id", "Le destinataire doit être un responsable ou un gestionnaire"),
+    ("lines-0-quantity", "La quantité doit être un nombre entier compris entre 1 et 1\u202f000\u202f000."),
+    ("validity_days", "Nombre invalide : saisissez un nombre entier compris entre 1 et 365."),
+])
+def test_numbers_beyond_reason_in_the_quote_editor_are_refused_in_french(staff_client, make, field, value,
+                                                                         message, caplog):
+    world = staff_client.world
+    product = make.product()
+    db.session.commit()
+    _, data = _new_quote_form(staff_client, world["org"], **{
+        "recipient_id": str(world["users"][ClientRole.RESPONSABLE].id), "lines-0-product_id": str(product.id),
+        "lines-0-quantity": "2", "lines-0-vat_rate_bp": "2000", field: value})
+    caplog.set_level(logging.WARNING)
+    response = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert response.status_code == 200
+    assert message in html.unescape(response.get_data(as_text=True))
+    assert _count(Quote) == 1  # the world's quote only
+    logged = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(logged) <= 1 and not any(record.exc_info for record in logged)
+    assert not any(value[:20] in record.getMessage() for record in logged if len(value) > 3)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"lines-0-quantity": "1000001", "lines-0-unit_price": "1"},
+     "La quantité doit être un nombre entier compris entre 1 et 1\u202f000\u202f000."),
+    ({"lines-0-quantity": "1000000", "lines-0-unit_price": "999 999 999,99"},
+     "Montant ou nombre de crédits trop élevé"),
+    ({"lines-0-quantity": "1000000", "lines-0-unit_price": "999 999 999,999"}, "Montant invalide"),
+    ({"lines-0-quantity": "1", "lines-0-unit_price": "9" * 5000}, "Montant invalide"),
+])
+def test_a_quote_beyond_the_quantity_and_amount_limits_is_refused(staff_client, fields, message):
+    world = staff_client.world
+    _, data = _new_quote_form(staff_client, world["org"], **{"lines-0-label": "x", **fields})
+    response = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert response.status_code == 200
+    assert message in html.unescape(response.get_data(as_text=True))
+    assert _count(Quote) == 1
+
+
+def test_a_quote_beyond_the_credit_limit_is_refused(staff_client, make):
+    world = staff_client.world
+    product = make.product(credits_per_unit=1_000_000)
+    db.session.commit()
+    _, data = _new_quote_form(staff_client, world["org"], **{
+        "lines-0-product_id": str(product.id), "lines-0-quantity": "10000"})
+    response = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert "Montant ou nombre de crédits trop élevé" in html.unescape(response.get_data(as_text=True))
+    assert _count(Quote) == 1
+
+
+def test_validating_on_behalf_with_a_huge_terms_id_is_refused_cleanly(client, make, caplog):
+    world = make.world(mandate=True)
+    sign_in(client, world["admin"])
+    quote = world["quote"]
+    caplog.set_level(logging.WARNING)
+    for terms_id in ("9" * 5000, str(2**63), "NaN", "-1"):
+        data = {**form_tokens(client, f"/admin/devis/{quote.id}/valider"), "terms_version_id": terms_id}
+        response = client.post(f"/admin/devis/{quote.id}/valider", data=data, follow_redirects=True)
+        assert response.status_code == 200
+        assert "Conditions Générales de Vente" in html.unescape(response.get_data(as_text=True))
+    assert _count(Decision) == 0 and _count(Invoice) == 0
+    assert not any(record.exc_info for record in caplog.records)
 
 
 def test_a_recipient_from_another_organisation_is_refused(staff_client, make):

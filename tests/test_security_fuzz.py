@@ -1,12 +1,15 @@
 """Random form data (Hypothesis) to every POST route of the portal and the back office, signed in as
-the user the route is for, with a valid CSRF token: never a 500, and a refused request (4xx, or an
-error message) changes nothing in the database.
+the user the route is for, with a valid CSRF token: never a 500, a refused request (4xx, or an
+error message) changes nothing in the database, and nothing is logged with a traceback. Every JSON
+route refuses a body that is no JSON object (an array, a string, a number, null) with a 400.
 
 Routes come from the URL map; each one's field names and defaults come from the page that holds its
 form, so the fuzzer sends the real fields with random values, and random extra fields."""
 
 from __future__ import annotations
 
+import html
+import logging
 import re
 import uuid
 from html.parser import HTMLParser
@@ -52,17 +55,20 @@ ERROR_MARKERS = re.compile(r'class="[^"]*\b(alert-danger|flash-error|invalid-fee
 SAFE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)
 NUMBERS = st.one_of(st.integers(min_value=-(2**70), max_value=2**70).map(str),
                     st.from_regex(r"-?\d{1,12}([,.]\d{0,4})?", fullmatch=True))
+HUGE = "9" * 5000  # int() of more than 4,300 digits raises ValueError (Python 3.11)
 SPECIAL = st.sampled_from(["", " ", "0", "-1", "1", "2", "y", "on", "true", "valider", "refuser",
-                           "2147483648", "9" * 40, "1e9", "NaN", "Infinity", "12,345", "1 000,50",
+                           "2147483648", "9" * 40, HUGE, str(2**63), "-0", " 12 ", "1_000", "+5",
+                           "1e9", "NaN", "Infinity", "-Infinity", "12,345", "1 000,50",
                            "2020-01", "2099-12", "2026-13", "0000-00", PAYLOAD, "é" * 300, "x" * 5000,
                            "' OR 1=1 --", "\x00", "a\x00b", "\r\n", "../../etc/passwd", "%s%n",
                            "gestionnaire@example.test", "responsable", "membre", "monthly", "csv", "²", "٣"])
 VALUES = st.one_of(SAFE_TEXT, NUMBERS, SPECIAL)
 # Sent first, in every field at once, on every route: values that look like numbers to str.isdigit()
 # but not to int() (Unicode digits), numbers beyond any database integer, NUL, very long text.
-HOSTILE = ["²", "٣", "١٢", "9" * 30, "3000000000", "-2147483649", "1e400", "\x00", "é" * 1000, "<" * 300]
+HOSTILE = ["²", "٣", "١٢", "9" * 30, HUGE, str(2**63), "3000000000", "-2147483649", "-1", "1e400", "NaN",
+           "Infinity", "\x00", "é" * 1000, "<" * 300]
 # …and one field at a time (the others valid), where one field's error would hide another's.
-HOSTILE_ONE_BY_ONE = ["²", "9" * 30]
+HOSTILE_ONE_BY_ONE = ["²", "9" * 30, HUGE, str(2**63), "NaN"]
 
 
 class Forms(HTMLParser):
@@ -168,7 +174,12 @@ def test_every_post_route_is_fuzzed(app):
     assert len(FUZZED) >= 40
 
 
-def _fuzz(app, client, world: World, endpoint: str) -> None:
+def _tracebacks(caplog) -> list[str]:
+    """Log records of the requests so far that carry a traceback (a refusal is one warning line)."""
+    return [f"{record.name}: {record.getMessage()}" for record in caplog.records if record.exc_info]
+
+
+def _fuzz(app, client, world: World, endpoint: str, caplog) -> None:
     [rule] = [rule for rule in _post_routes(app) if rule.endpoint == endpoint]
     where = area(app, rule)
     values = parameter_values(world, world.mine) | OBJECTS.get(endpoint, lambda world: {})(world)
@@ -195,8 +206,10 @@ def _fuzz(app, client, world: World, endpoint: str) -> None:
 
     def check(data: dict[str, str]) -> None:
         before = database_snapshot()
+        caplog.clear()
         response = client.post(url, data=data)
-        assert response.status_code < 500, (url, response.status_code, data)
+        assert response.status_code < 500, (url, response.status_code, {k: v[:40] for k, v in data.items()})
+        assert not _tracebacks(caplog), (url, _tracebacks(caplog))
         if _refused(client, response):
             assert database_snapshot() == before, f"a refused POST {url} changed the database: {data!r}"
 
@@ -254,13 +267,14 @@ FUZZED = _post_endpoints()
 
 
 @pytest.mark.parametrize("endpoint", FUZZED)
-def test_random_forms_never_break_and_refusals_change_nothing(app, client, world, endpoint):
-    _fuzz(app, client, world, endpoint)
+def test_random_forms_never_break_and_refusals_change_nothing(app, client, world, endpoint, caplog):
+    caplog.set_level(logging.WARNING)
+    _fuzz(app, client, world, endpoint, caplog)
 
 
-def test_data_the_database_refuses_is_a_french_400_that_changes_nothing(other_app):
+def test_data_the_database_refuses_is_a_french_400_that_changes_nothing(other_app, caplog):
     """A value the database cannot store (out of range, too long, a NUL byte on PostgreSQL) is the
-    request's fault: 400 with a French message, the transaction rolled back."""
+    request's fault: 400 with a French message, the transaction rolled back, one warning logged."""
     from flask import request
     from sqlalchemy.exc import DataError
 
@@ -276,10 +290,12 @@ def test_data_the_database_refuses_is_a_french_400_that_changes_nothing(other_ap
         raise DataError("INSERT …", {}, Exception("value too long for type character varying(200)"))
 
     other.add_url_rule("/_data_error", view_func=store_then_fail)
-    response = other.test_client().get("/_data_error", query_string={"name": "ACME"})
+    caplog.set_level(logging.WARNING)
+    response = other.test_client().get("/_data_error", query_string={"name": "mot-de-passe-secret"})
     assert response.status_code == 400
     assert "La requête est invalide" in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Organisation)) == 0
+    _one_warning(caplog, "store_then_fail", "Exception", "mot-de-passe-secret")
 
 
 def test_a_nul_byte_is_refused_cleanly(client, world):
@@ -290,3 +306,107 @@ def test_a_nul_byte_is_refused_cleanly(client, world):
         token = _token(client)
         response = client.post(url, data={"csrf_token": token, **data})
         assert response.status_code in (200, 400), (url, response.status_code)
+
+
+# --- Numbers beyond reason, named ---------------------------------------------------------------
+
+NUMBERS_BEYOND_REASON = [HUGE, "NaN", "Infinity", "-1", str(2**63), "1e5", "١٢", "²"]
+
+
+def _one_warning(caplog, endpoint: str, refusal: str, *secrets: str) -> None:
+    """The request left one log line: a warning naming the endpoint and the refusal, no traceback,
+    none of the values sent."""
+    lines = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [(record.levelname, record.exc_info) for record in lines] == [("WARNING", None)], \
+        [record.getMessage()[:200] for record in lines]
+    message = lines[0].getMessage()
+    assert endpoint in message and refusal in message, message
+    assert not any(secret in message for secret in secrets), message
+
+
+@pytest.mark.parametrize("quantity", NUMBERS_BEYOND_REASON)
+def test_a_quote_request_with_a_quantity_beyond_reason_is_refused_in_french(client, world, quantity, caplog):
+    requester = world.mine.users[ClientRole.MEMBRE]
+    sign_in_client(client, requester)
+    page = client.get("/espace-client/demandes").get_data(as_text=True)
+    fields = Forms("/espace-client/demandes")
+    fields.feed(page)
+    data = {**fields.forms["/espace-client/demandes"], f"quantity-{world.product.id}": quantity}
+    before = database_snapshot()
+    caplog.set_level(logging.WARNING)
+    caplog.clear()
+    response = client.post("/espace-client/demandes", data=data)
+    assert response.status_code == 200
+    assert (f"Quantité invalide pour « {world.product.name} » : saisissez un nombre entier de 0 à "
+            "1\u202f000\u202f000.") in html.unescape(response.get_data(as_text=True))
+    assert database_snapshot() == before
+    _one_warning(caplog, "client.requests", "QuantityOutOfRange", quantity)
+
+
+# --- JSON routes --------------------------------------------------------------------------------
+
+# Every route that reads a JSON body (test_every_json_route_is_listed keeps this list complete).
+JSON_SOURCES = {"portal/client/payment_views.py": "client.invoice_payment_confirm",
+                "portal/webhooks.py": "webhooks.stripe_events"}
+JSON_READERS = re.compile(r"get_json\(|request\.json\b|request\.get_data\(|request\.data\b|request\.stream\b")
+NOT_OBJECTS = [b"[]", b'["seti_x"]', b'[{"setup_intent": "seti_x"}]', b'"seti_x"', b"5", b"0", b"-1",
+               b"null", b"true", b"NaN", b"Infinity", b"1e400", HUGE.encode(), b"9223372036854775808",
+               b'{"setup_intent": ' + HUGE.encode() + b"}", b"[" * 5000, b"\xff"]
+WEBHOOK_SECRET = "whsec_fuzz"
+
+
+@pytest.fixture
+def json_routes(app, monkeypatch):
+    """Card payments configured (a Stripe API that is never reached: the body is refused first)."""
+    for key, value in {"STRIPE_SECRET_KEY": "sk_test_fuzz", "STRIPE_API_BASE": "http://127.0.0.1:9",
+                       "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}.items():
+        monkeypatch.setitem(app.config, key, value)
+
+
+def test_every_json_route_is_listed():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readers = {str(path.relative_to(root)) for path in (root / "portal").rglob("*.py")
+               if JSON_READERS.search(path.read_text(encoding="utf-8"))}
+    assert readers == set(JSON_SOURCES)
+
+
+def _post_json(client, world: World, endpoint: str, body: bytes):
+    import stripe
+
+    if endpoint == "webhooks.stripe_events":
+        signature = stripe.WebhookSignature.generate_signature_header(
+            body.decode("utf-8", "replace"), WEBHOOK_SECRET)
+        return client.post("/webhooks/stripe", data=body, headers={
+            "Content-Type": "application/json", "Stripe-Signature": signature})
+    client.delete_cookie("session")
+    token = _token(client)  # kept by the session signed in below
+    sign_in_client(client, world.mine.users[ClientRole.GESTIONNAIRE])
+    return client.post(f"/espace-client/factures/{world.mine.invoice.id}/payer/carte", data=body,
+                       headers={"Content-Type": "application/json", "X-CSRFToken": token})
+
+
+@pytest.mark.parametrize("body", NOT_OBJECTS, ids=lambda body: body[:12].decode("utf-8", "replace"))
+@pytest.mark.parametrize("endpoint", sorted(JSON_SOURCES.values()))
+def test_a_json_body_that_is_no_object_is_a_json_400_that_changes_nothing(client, world, json_routes,
+                                                                         endpoint, body, caplog):
+    before = database_snapshot()
+    caplog.set_level(logging.WARNING)
+    caplog.clear()
+    response = _post_json(client, world, endpoint, body)
+    assert response.status_code == 400, (response.status_code, response.get_data(as_text=True)[:300])
+    assert response.is_json and isinstance(response.get_json()["error"], str)
+    assert database_snapshot() == before
+    assert not _tracebacks(caplog), _tracebacks(caplog)
+
+
+@pytest.mark.parametrize("endpoint", sorted(JSON_SOURCES.values()))
+def test_a_refused_json_body_is_logged_as_one_warning_line(client, world, json_routes, endpoint, caplog):
+    caplog.set_level(logging.WARNING)
+    refusal = "WebhookRejected" if endpoint.startswith("webhooks.") else "InvalidInput"
+    for body in (b'["seti_secret_value"]', b'"seti_secret_value"', b"5", b"null", HUGE.encode()):
+        caplog.clear()
+        response = _post_json(client, world, endpoint, body)
+        assert response.status_code == 400
+        _one_warning(caplog, endpoint, refusal, "seti_secret_value", HUGE[:20])

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from flask import abort, redirect, request, url_for
+import unicodedata
+from collections.abc import Callable
+
+from babel import Locale
+from flask import abort, redirect, url_for
 from flask_admin import expose
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
+from wtforms import SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from .. import billing
+from .. import billing, validation
+from ..exceptions import InvalidInput
 from ..extensions import db
+from ..forms import IntegerInput, int_arg
 from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import AuditEvent, BillingMode, CreditEntry, Invoice, Organisation, Quote, QuoteStatus, User
-from .base import ChoiceFilter, SecureModelView, SecureView
+from .base import ChoiceFilter, PortalForm, SecureModelView, SecureView, strip
 
 PAGE_SIZE = 50
 TABS = {
@@ -42,7 +50,7 @@ class OrganisationPageView(SecureView):
         organisation = db.session.get(Organisation, organisation_id) or abort(404)
         if tab not in TABS:
             abort(404)
-        before = request.args.get("avant", type=int)
+        before = int_arg("avant")
         content = getattr(self, f"_tab_{tab}")(organisation, before)
         return self.render("admin/organisation.html", organisation=organisation, tabs=TABS, tab=tab,
                            page_size=PAGE_SIZE, **content)
@@ -85,6 +93,88 @@ def _keyset(statement, key, before: int | None) -> list:
     return list(db.session.scalars(statement.order_by(key.desc()).limit(PAGE_SIZE)).unique())
 
 
+# --- The organisation form: every identity field checked (portal.validation), nothing free-form --
+
+
+def _checked(check: Callable[..., str], **related: str) -> Callable:
+    """A field validator: `check(value, **{argument: other field's data})` stores its normalised
+    value, or its French refusal is the field's error. Blank is left to Optional()."""
+
+    def validator(form, field) -> None:
+        others = {argument: form[name].data for argument, name in related.items()
+                  if not form[name].errors}
+        try:
+            field.data = check(field.data, **others)
+        except InvalidInput as error:
+            raise ValidationError(str(error)) from None
+
+    return validator
+
+
+def _blank_to_none(value):
+    return value.strip() or None if isinstance(value, str) else value
+
+
+def _text(label_text, *, length: int, required: bool = False) -> StringField:
+    presence = (DataRequired(message=_l("Ce champ est obligatoire.")) if required else Optional())
+    return StringField(label_text, filters=[_blank_to_none], validators=[
+        presence, Length(max=length, message=_l("%(max)d caractères au plus."))])
+
+
+def _identity(label_text, check: Callable[..., str], **related: str) -> StringField:
+    return StringField(label_text, filters=[_blank_to_none],
+                       validators=[Optional(), _checked(check, **related)])
+
+
+def _sort_key(name: str) -> str:
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+
+
+def _country_choices() -> list[SelectChoice]:
+    """France first, then every ISO 3166-1 country by its French name."""
+    names = Locale.parse("fr").territories
+    others = sorted((code for code in validation.COUNTRY_CODES if code != "FR"),
+                    key=lambda code: _sort_key(names.get(code, code)))
+    return [SelectChoice(code, names.get(code, code)) for code in ["FR", *others]]
+
+
+def _billing_mode(value):
+    try:
+        return BillingMode(value)
+    except ValueError:
+        return value  # refused by _known_billing_mode
+
+
+def _known_billing_mode(form, field) -> None:
+    if not isinstance(field.data, BillingMode):
+        raise ValidationError(_l("Choisissez un mode de facturation de la liste."))
+
+
+class OrganisationForm(PortalForm):
+    """The legal identity and billing settings of an organisation, as printed on its invoices."""
+
+    name = _text(_l("Raison sociale"), length=200, required=True)
+    legal_form = _text(_l("Forme juridique"), length=50)
+    siren = _identity(_l("SIREN"), validation.siren)
+    siret = _identity(_l("SIRET"), validation.siret, siren_number="siren")
+    vat_number = _identity(_l("N° de TVA intracommunautaire"), validation.vat_number,
+                           siren_number="siren")
+    address_line1 = _text(_l("Adresse"), length=200)
+    address_line2 = _text(_l("Complément d'adresse"), length=200)
+    country = SelectField(_l("Pays"), default="FR", choices=_country_choices(), validate_choice=False,
+                          filters=[strip], validators=[_checked(validation.country)])
+    postal_code = _identity(_l("Code postal"), validation.postal_code, country_code="country")
+    city = _text(_l("Ville"), length=100)
+    billing_email = _identity(_l("Email de facturation"), validation.email)
+    billing_mode = SelectField(_l("Mode de facturation"), default=BillingMode.PER_ORDER.value,
+                               choices=[SelectChoice(mode.value, label(mode)) for mode in BillingMode],
+                               validate_choice=False, filters=[_billing_mode],
+                               validators=[_known_billing_mode])
+    payment_terms_days = IntegerInput(_l("Délai de paiement (jours)"), minimum=0, maximum=60, default=30,
+                                      validators=[InputRequired(
+                                          message=_l("Indiquez le délai de paiement, de 0 à 60 jours."))])
+
+
 class OrganisationListView(SecureModelView):
     """Organisations: legal identity, billing mode and payment terms (the mandate is the client's)."""
 
@@ -104,9 +194,7 @@ class OrganisationListView(SecureModelView):
     column_searchable_list = ()
     column_filters = (ChoiceFilter(Organisation.billing_mode, _l("Mode de facturation"), BillingMode),)
     column_default_sort = ("name", False)
-    form_columns = ("name", "legal_form", "siren", "siret", "vat_number", "address_line1",
-                    "address_line2", "postal_code", "city", "country", "billing_email",
-                    "billing_mode", "payment_terms_days")
+    form = OrganisationForm
     column_formatters = {
         "name": lambda view, context, model, name: link_to_page(model),
         "billing_mode": lambda view, context, model, name: label(model.billing_mode),

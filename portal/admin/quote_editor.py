@@ -9,14 +9,23 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import FieldList, FormField, IntegerField, SelectField, StringField
+from wtforms import FieldList, FormField, SelectField, StringField
 from wtforms import Form as PlainForm
-from wtforms.validators import NumberRange, Optional
+from wtforms.validators import Optional
 
 from .. import billing, documents, quotes, submissions
-from ..exceptions import DomainError, EmptyQuote, InvalidRecipient, InvalidVatRate, UnknownProduct
-from ..extensions import db
-from ..forms import EuroField, OnceForm
+from ..errors import log_refusal
+from ..exceptions import (
+    DomainError,
+    EmptyQuote,
+    InvalidInput,
+    InvalidRecipient,
+    InvalidVatRate,
+    QuantityOutOfRange,
+    UnknownProduct,
+)
+from ..extensions import db, pdf_limit
+from ..forms import MAX_ID, EuroField, IntegerInput, OnceForm, parse_int
 from ..i18n import lazy_gettext as _l
 from ..labels import vat_rate
 from ..models import Channel, Organisation, Product, Quote, QuoteStatus, User
@@ -30,7 +39,7 @@ class LineForm(PlainForm):
 
     product_id = SelectField(_l("Produit"), coerce=str, validate_choice=False)
     label = StringField(_l("Libellé"))
-    quantity = IntegerField(_l("Quantité"), validators=[Optional()])
+    quantity = StringField(_l("Quantité"))  # parsed in to_input: its refusal names the quantity
     unit_price = EuroField(_l("Prix unitaire HT (€)"))
     vat_rate_bp = SelectField(_l("TVA"), coerce=str, validate_choice=False)
 
@@ -40,23 +49,21 @@ class LineForm(PlainForm):
     def to_input(self) -> quotes.LineInput:
         """The line for the domain; a tampered product or VAT choice is refused as such."""
         product, vat = self.product_id.data or "", self.vat_rate_bp.data or ""
-        if product and not product.isdecimal():
-            raise UnknownProduct()
-        if vat and not vat.isdecimal():
-            raise InvalidVatRate()
         return quotes.LineInput(
-            product_id=int(product) if product else None,
+            product_id=parse_int(product, minimum=1, maximum=MAX_ID, error=UnknownProduct)
+            if product else None,
             label=(self.label.data or "").strip() or None,
-            quantity=self.quantity.data if self.quantity.data is not None else 0,
+            quantity=parse_int(self.quantity.data, minimum=1, maximum=quotes.MAX_QUANTITY,
+                               error=QuantityOutOfRange),
             unit_price_cents=self.unit_price.data,
-            vat_rate_bp=int(vat) if vat else None,
+            vat_rate_bp=parse_int(vat, minimum=0, maximum=10_000, error=InvalidVatRate) if vat else None,
         )
 
 
 class QuoteForm(OnceForm):
     title = StringField(_l("Objet"))
     recipient_id = SelectField(_l("Destinataire"), coerce=str, validate_choice=False)
-    validity_days = IntegerField(_l("Validité (jours)"), validators=[Optional(), NumberRange(1, 365)])
+    validity_days = IntegerInput(_l("Validité (jours)"), minimum=1, maximum=365, validators=[Optional()])
     lines = FieldList(FormField(LineForm), min_entries=1)
 
 
@@ -84,6 +91,7 @@ class QuoteEditorView(SecureView):
                 db.session.commit()
             except DomainError as error:
                 db.session.rollback()
+                log_refusal(error)
                 flash(str(error), "error")
             else:
                 flash(_("Brouillon %(ref)s enregistré.", ref=quote.reference), "success")
@@ -105,6 +113,7 @@ class QuoteEditorView(SecureView):
                 db.session.commit()
             except DomainError as error:
                 db.session.rollback()
+                log_refusal(error)
                 flash(str(error), "error")
             else:
                 flash(_("Brouillon enregistré."), "success")
@@ -129,18 +138,21 @@ class QuoteEditorView(SecureView):
             flash(_("Ce client n'a pas autorisé la validation de devis pour son compte : "
                     "la validation par l'équipe commerciale est impossible."), "error")
             return redirect(url_for(".detail", quote_id=quote.id))
-        terms_id = request.form.get("terms_version_id", type=int)
+        terms_id = request.form.get("terms_version_id")
         return self._confirmed(quote_id, "accept", lambda quote: quotes.accept(
             quote, actor=current_user, terms_version=_terms(terms_id), channel=Channel.BACK_OFFICE,
             ip=request.remote_addr, user_agent=request.user_agent.string),
             _("Devis %(ref)s validé pour le compte du client."))
 
     @expose("/<int:quote_id>/pdf")
+    @pdf_limit
     def pdf(self, quote_id: int):
-        """The quote's PDF, as the client receives it."""
+        """The quote's PDF, as the client receives it (a draft's: a preview, never stored)."""
         quote = db.session.get(Quote, quote_id) or abort(404)
-        response = Response(documents.quote_pdf(quote), mimetype="application/pdf")
-        response.headers["Content-Disposition"] = f'attachment; filename="{quote.reference}.pdf"'
+        content, filename = documents.stored_quote_pdf(quote), f"{quote.reference}.pdf"
+        db.session.commit()  # keep the bytes rendered at first need
+        response = Response(content, mimetype="application/pdf")
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
     @expose("/<int:quote_id>/reviser", methods=["POST"])
@@ -153,6 +165,7 @@ class QuoteEditorView(SecureView):
             db.session.commit()
         except DomainError as error:
             db.session.rollback()
+            log_refusal(error)
             flash(str(error), "error")
             return redirect(url_for(".detail", quote_id=quote.id))
         flash(_("Révision %(ref)s créée : modifiez-la puis envoyez-la.", ref=revision.reference),
@@ -171,6 +184,7 @@ class QuoteEditorView(SecureView):
                 db.session.commit()
             except DomainError as error:
                 db.session.rollback()
+                log_refusal(error)
                 flash(str(error), "error")
             else:
                 flash(done_message % {"ref": quote.reference}, "success")
@@ -185,10 +199,14 @@ class QuoteEditorView(SecureView):
                            form=form, products=products, vat_rates=billing.VAT_RATES_BP)
 
 
-def _terms(terms_id: int | None):
+def _terms(terms_id: str | None):
+    """The CGV version the confirmation page showed; None (refused as such) for a bad id."""
     from ..models import TermsVersion
 
-    return db.session.get(TermsVersion, terms_id) if terms_id else None
+    try:
+        return db.session.get(TermsVersion, parse_int(terms_id, minimum=1, maximum=MAX_ID))
+    except InvalidInput:
+        return None
 
 
 def _quote_form(organisation: Organisation, quote: Quote | None) -> QuoteForm:
@@ -232,9 +250,8 @@ def _draft_fields(form: QuoteForm) -> dict:
     if not lines:
         raise EmptyQuote()
     recipient_id = form.recipient_id.data or ""
-    if recipient_id and not recipient_id.isdecimal():
-        raise InvalidRecipient()
-    recipient = db.session.get(User, int(recipient_id)) if recipient_id else None
+    recipient = db.session.get(User, parse_int(recipient_id, minimum=1, maximum=MAX_ID,
+                                               error=InvalidRecipient)) if recipient_id else None
     return {"lines": lines, "recipient": recipient, "title": form.title.data or "",
             "validity_days": form.validity_days.data}
 

@@ -11,9 +11,10 @@ from sqlalchemy.orm import joinedload, load_only, selectinload
 from wtforms import BooleanField, TextAreaField
 
 from .. import billing, quotes, submissions
-from ..exceptions import DomainError, InvalidInput
+from ..errors import log_refusal
+from ..exceptions import DomainError, InvalidInput, QuantityOutOfRange
 from ..extensions import db
-from ..forms import OnceForm
+from ..forms import OnceForm, int_arg, parse_int
 from ..i18n import lazy_gettext as _l
 from ..models import (
     CreditEntry,
@@ -32,7 +33,7 @@ PAGE_SIZE = 50
 
 
 def _keyset(statement, key):
-    before = request.args.get("avant", type=int)
+    before = int_arg("avant")
     if before:
         statement = statement.where(key < before)
     return db.session.scalars(statement.order_by(key.desc()).limit(PAGE_SIZE)).all()
@@ -60,7 +61,7 @@ OTHER_INVOICES = {False: _OTHER_INVOICES, True: _OTHER_INVOICES.where(Invoice.id
 def invoice_list():
     """The organisation's invoices and credit notes, unpaid first."""
     parameters = {"organisation_id": current_user.organisation_id,
-                  "before": request.args.get("avant", type=int)}
+                  "before": int_arg("avant")}
     unpaid = db.session.scalars(UNPAID_INVOICES, parameters).all()
     others = db.session.scalars(OTHER_INVOICES[bool(parameters["before"])], parameters).all()
     return render_template("client/invoices.html", unpaid=unpaid, others=others,
@@ -113,6 +114,7 @@ def requests():
             db.session.commit()
         except DomainError as error:
             db.session.rollback()
+            log_refusal(error)
             flash(str(error), "error")
         else:
             flash(_("Votre demande de devis a été envoyée. Nous vous répondrons rapidement."), "success")
@@ -125,17 +127,21 @@ def requests():
 
 
 def _requested_items(products: list[Product]) -> list[tuple[int, int]]:
-    """(product id, quantity) for every product given a quantity; bad numbers are refused."""
+    """(product id, quantity) for every product given a quantity (0 or blank: not asked for);
+    anything but a whole number from 0 to quotes.MAX_QUANTITY is refused."""
     items = []
     for product in products:
         raw = (request.form.get(f"quantity-{product.id}") or "").strip()
         if not raw:
             continue
-        if not raw.isdecimal():
-            raise InvalidInput(_("Quantité invalide pour « %(name)s » : saisissez un nombre entier.",
-                                name=product.name))
-        if int(raw) > 0:
-            items.append((product.id, int(raw)))
+        try:
+            quantity = parse_int(raw, minimum=0, maximum=quotes.MAX_QUANTITY)
+        except InvalidInput as error:
+            raise QuantityOutOfRange(_(
+                "Quantité invalide pour « %(name)s » : saisissez un nombre entier de 0 à %(maximum)s.",
+                name=product.name, maximum=error.params["maximum"])) from None
+        if quantity > 0:
+            items.append((product.id, quantity))
     return items
 
 
@@ -160,6 +166,7 @@ def settings():
             db.session.commit()
         except DomainError as error:
             db.session.rollback()
+            log_refusal(error)
             flash(str(error), "error")
         else:
             flash(_("Autorisation enregistrée.") if form.allowed.data
