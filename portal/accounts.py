@@ -1,5 +1,6 @@
-"""Accounts: staff invite client users (who set their password from the emailed link), and the
-seller's own settings (its legal identity, printed on every quote and invoice).
+"""Accounts: staff invite client users (who set their password from the emailed link), admins
+manage the staff accounts and their roles, either deactivates an account; and the seller's own
+settings (its legal identity, printed on every quote and invoice), which only admins change.
 
 Like every domain module, functions here flush only; the caller commits once.
 """
@@ -17,7 +18,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit, auth, mail
-from .exceptions import InvalidInput, NotAllowed
+from .exceptions import (
+    AdminRequired,
+    InvalidInput,
+    NotAllowed,
+    OwnAccountDeactivation,
+    OwnRoleChange,
+    PasswordTooShort,
+    UnknownStaffRole,
+)
 from .extensions import db
 from .i18n import lazy_gettext as _l
 from .labels import label
@@ -26,6 +35,7 @@ from .models import (
     LoginToken,
     Organisation,
     SellerSettings,
+    StaffRole,
     User,
     UserKind,
 )
@@ -126,6 +136,83 @@ def _require_staff(actor: User) -> None:
         raise NotAllowed()
 
 
+def _require_admin(actor: User) -> None:
+    _require_staff(actor)
+    if actor.staff_role != StaffRole.ADMIN:
+        raise AdminRequired()
+
+
+# --- Staff accounts (admins only) and deactivation -----------------------------------------------
+
+
+def create_staff_user(*, email: str, full_name: str, role: StaffRole | str, password: str, actor: User,
+                      ip: str | None = None) -> User:
+    """Create a staff account with its initial password (the admin hands it over; the user can
+    change it from « Mon compte »)."""
+    _require_admin(actor)
+    email = normalise_email(email)
+    full_name = " ".join((full_name or "").split())
+    if not full_name:
+        raise InvalidInput(_l("Indiquez le nom complet de l'utilisateur."))
+    role = _staff_role(role)
+    if len(password or "") < auth.MIN_PASSWORD_LENGTH:
+        raise PasswordTooShort(length=auth.MIN_PASSWORD_LENGTH)
+    if db.session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
+        raise EmailAlreadyUsed(email=email)
+    user = User(email=email, full_name=full_name, kind=UserKind.STAFF, staff_role=role,
+                password_hash=auth.hash_password(password), active=True)
+    try:
+        with db.session.begin_nested():  # the same address created concurrently
+            db.session.add(user)
+    except IntegrityError:
+        raise EmailAlreadyUsed(email=email) from None
+    audit.record("staff.created", user, actor=actor, ip=ip, email=email, role=role)
+    return user
+
+
+def set_staff_role(user: User, *, role: StaffRole | str, actor: User, ip: str | None = None) -> User:
+    """Change a staff account's role (never one's own: an admin could lock every admin out)."""
+    _require_admin(actor)
+    if user.kind != UserKind.STAFF:
+        raise NotAllowed()
+    role = _staff_role(role)
+    if user.staff_role == role:
+        return user
+    if user.id == actor.id:
+        raise OwnRoleChange()
+    previous, user.staff_role = user.staff_role, role
+    db.session.flush()
+    audit.record("staff.role_changed", user, actor=actor, ip=ip, email=user.email, previous=previous,
+                 role=role)
+    return user
+
+
+def set_active(user: User, *, active: bool, actor: User, ip: str | None = None) -> User:
+    """Deactivate an account (every session of it ends, it can no longer sign in) or reactivate it.
+    Any staff member for a client user, admins only for a staff account; never one's own."""
+    _require_staff(actor)
+    if user.kind == UserKind.STAFF:
+        _require_admin(actor)
+    if not active and user.id == actor.id:
+        raise OwnAccountDeactivation()
+    if user.active == active:
+        return user
+    user.active = active
+    if not active:
+        auth.revoke_sessions(user)
+    db.session.flush()
+    audit.record("user.reactivated" if active else "user.deactivated", user, actor=actor,
+                 organisation_id=user.organisation_id, ip=ip, email=user.email)
+    return user
+
+
+def _staff_role(role: StaffRole | str) -> StaffRole:
+    try:
+        return StaffRole(role)
+    except ValueError:
+        raise UnknownStaffRole() from None
+
+
 # --- Seller settings --------------------------------------------------------------------------
 
 SELLER_FIELDS = (
@@ -136,8 +223,9 @@ SELLER_FIELDS = (
 
 
 def save_seller_settings(*, values: dict[str, Any], actor: User, ip: str | None = None) -> SellerSettings:
-    """Save the seller settings (the single row id 1, created if missing)."""
-    _require_staff(actor)
+    """Save the seller settings (the single row id 1, created if missing): admins only, the IBAN
+    clients pay to is among them."""
+    _require_admin(actor)
     unknown = set(values) - set(SELLER_FIELDS)
     if unknown:
         raise InvalidInput(_l("Champ inconnu : %(fields)s."), fields=", ".join(sorted(unknown)))

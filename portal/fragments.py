@@ -119,18 +119,23 @@ CHROME_KINDS = ("head", "menu", "tail")
 
 def admin_chrome(kind: str, view_endpoint: str, caller: Callable[[], str]) -> Markup:
     """A part of the back-office layout that is the same on every page of a view (stylesheets,
-    menu, scripts), rendered once per app, view and locale: the menu alone asked every view
-    whether it is accessible and built its URL, on every page. Every view is open to all staff,
-    so the menu is the same for each of them (a view kept to some roles would put the role in
-    the key). The scripts carry this request's CSP nonce, put in place of the one they were
-    first rendered with."""
+    menu, scripts), rendered once per app, view, staff role and locale: the menu alone asked every
+    view whether it is accessible and built its URL, on every page. Some views are kept to admins,
+    so the menu is the same for each staff member of a role. The scripts carry this request's CSP
+    nonce, put in place of the one they were first rendered with."""
     if kind not in CHROME_KINDS:
         raise ValueError(kind)
     cache = current_app.extensions.setdefault("admin_chrome", FragmentCache(size=256))
     nonce = csp_nonce()
     first_nonce, html = cache.get_or_render(
-        (kind, view_endpoint, request.script_root, str(get_locale())), lambda: (nonce, Markup(caller())))
+        (kind, view_endpoint, _staff_role(), request.script_root, str(get_locale())),
+        lambda: (nonce, Markup(caller())))
     return html if first_nonce == nonce else Markup(html.replace(first_nonce, nonce))
+
+
+def _staff_role() -> str | None:
+    """The signed-in staff member's role: the back-office menu shows the views of that role."""
+    return getattr(current_user, "staff_role", None)
 
 
 # The parts of a back-office page that change from one page to the next: slots of the view's
@@ -146,7 +151,7 @@ def admin_page(view, template_name: str, **context: Any) -> str:
     nonce = csp_nonce()
     cache = current_app.extensions.setdefault("admin_pages", FragmentCache(size=256))
     first_nonce, parts = cache.get_or_render(
-        (view.endpoint, request.script_root, str(get_locale())),
+        (view.endpoint, _staff_role(), request.script_root, str(get_locale())),
         lambda: (nonce, split_slots(view.render(
             "admin/slotted_layout.html", slots={name: slot(name) for name in ADMIN_PAGE_SLOTS}))))
     values = _admin_page_values(view, template_name, context)

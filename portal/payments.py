@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,11 @@ class Outcome(enum.StrEnum):
     INCOMPLETE = "incomplete"
     IGNORED = "ignored"
     DUPLICATE = "duplicate"
+    ALREADY_PAID = "already_paid"  # the invoice was paid meanwhile: nothing left to confirm
+
+
+# The outcomes after which the invoice is paid by the card (or was already paid): the page says so.
+PAID_OUTCOMES = {Outcome.RECORDED, Outcome.ALREADY_RECORDED, Outcome.ALREADY_PAID}
 
 
 # Anomalies where the intent does not designate a payable invoice of ours: the payment is refused.
@@ -284,32 +290,53 @@ def _create_intent(invoice: Invoice, *, attempt: int) -> Intent:
 
 def confirm_on_server(invoice: Invoice, setup_intent_id: str) -> Checkout:
     """Confirm the invoice's intent with the card the page collected through a SetupIntent
-    (see `confirms_on_server`); a declined card leaves the invoice unpaid (`declined`)."""
+    (see `confirms_on_server`); a declined card leaves the invoice unpaid (`declined`).
+
+    Several tabs of the page confirm the same intent: the first one's payment is every tab's
+    outcome (`ALREADY_PAID`, or the intent settled), never a refusal of the others."""
     client = _client()
     setup = _call(client.v1.setup_intents.retrieve, setup_intent_id)
     if (setup.get("metadata") or {}).get("invoice_id") != str(invoice.id):
         raise PaymentIntentRefused()
+    if invoice.kind == InvoiceKind.INVOICE and invoice.status == InvoiceStatus.PAID:
+        return _already_paid(invoice)  # by another tab, the webhook or a transfer: no second charge
     result = _open_intent(invoice)
-    if isinstance(result, Outcome):
-        return Checkout(outcome=result)
+    if isinstance(result, Outcome):  # the intent already succeeded: another tab paid it
+        return _settled(result, _latest_link(invoice).intent_id)
     if setup.get("status") != "succeeded" or not setup.get("payment_method"):
         return Checkout(intent_id=result.id, client_secret=result.client_secret, declined=True)
-    _call(client.v1.payment_intents.update, result.id, params={"payment_method": setup["payment_method"]})
     link = _link(result.id)
     try:
+        client.v1.payment_intents.update(result.id, params={"payment_method": setup["payment_method"]})
         intent = Intent.from_dict(client.v1.payment_intents.confirm(result.id).to_dict())
     except stripe.CardError as error:
         log.info("Card declined for PaymentIntent %s: %s", result.id, error.code)
         link.status = "requires_payment_method"
         return Checkout(intent_id=result.id, client_secret=result.client_secret, declined=True)
     except stripe.StripeError as error:
-        log.warning("Stripe API call failed: %s", error)
-        raise CardPaymentUnavailable() from error
+        # Stripe refuses to update or confirm an intent another tab confirmed since we looked:
+        # what that tab did is this one's outcome too.
+        intent = _retrieve(link)
+        if intent is None or intent.status not in ("succeeded", "processing"):
+            log.warning("Stripe API call failed: %s", error)
+            raise CardPaymentUnavailable() from error
+        log.info("PaymentIntent %s confirmed by another request: settled", intent.id)
+        return _settled(settle(intent, source="page", invoice=invoice), intent.id)
     link.status = intent.status
     outcome = settle(intent, source="page", invoice=invoice) if intent.status != "requires_action" else None
     return Checkout(outcome=outcome, intent_id=intent.id, client_secret=intent.client_secret,
                     amount_cents=intent.amount_cents, currency=intent.currency,
                     declined=outcome == Outcome.DECLINED)
+
+
+def _already_paid(invoice: Invoice) -> Checkout:
+    link = _latest_link(invoice)
+    return Checkout(outcome=Outcome.ALREADY_PAID, intent_id=link.intent_id if link else None)
+
+
+def _settled(outcome: Outcome, intent_id: str) -> Checkout:
+    """The outcome of an intent settled without this request confirming it (another tab did)."""
+    return Checkout(outcome=outcome, intent_id=intent_id, declined=outcome == Outcome.DECLINED)
 
 
 def settle_return(invoice: Invoice, intent_id: str | None) -> Outcome:
@@ -421,17 +448,29 @@ def verify_event(payload: bytes, signature: str | None) -> dict[str, Any]:
     if not secret:
         log.error("Stripe webhook received but STRIPE_WEBHOOK_SECRET is not set: refused")
         raise WebhookRejected()
+    tolerance = max(1, int(config["STRIPE_WEBHOOK_TOLERANCE"]))
     try:
-        stripe.WebhookSignature.verify_header(payload, signature, secret,
-                                              max(1, int(config["STRIPE_WEBHOOK_TOLERANCE"])))
+        stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance)
+        # The library refuses only old signatures; one dated ahead of the tolerance is as suspect
+        # (prepared in advance to be replayed later, or a clock far off): refused too.
+        if _signed_at(signature) > time.time() + tolerance:
+            raise ValueError("Stripe-Signature timestamp too far in the future")
         event = json.loads(payload)
-    except (stripe.SignatureVerificationError, ValueError) as error:  # UnicodeDecodeError is one
-        log.warning("Stripe webhook refused: %s", error)
+    except (stripe.SignatureVerificationError, ValueError, RecursionError) as error:
+        # ValueError covers UnicodeDecodeError; RecursionError is "[[[[…" nested past Python's
+        # limit. The view logs the refusal as one warning line; the reason is detail.
+        log.info("Stripe webhook refused: %s", type(error).__name__)
         raise WebhookRejected() from error
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event["id"] \
             or not isinstance(event.get("type"), str):
         raise WebhookRejected()
     return event
+
+
+def _signed_at(signature: str) -> int:
+    """The `t=` timestamp of a `Stripe-Signature` header the library has just verified."""
+    pairs = (item.partition("=") for item in signature.split(","))
+    return int(next((value for key, _, value in pairs if key == "t"), ""))  # else ValueError: refused
 
 
 def handle_event(event: dict[str, Any]) -> Outcome:

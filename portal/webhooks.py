@@ -1,9 +1,10 @@
 """POST /webhooks/stripe: Stripe's events, verified on the raw body, processed once, answered in JSON.
 
 The only route exempt from CSRF: the `Stripe-Signature` header, an HMAC of the raw body with the
-webhook secret, is what authenticates the caller. A verified event is always acknowledged (2xx),
-even when the portal refuses or flags it, so that Stripe does not retry what cannot change;
-an unverified one gets 400 and changes nothing.
+webhook secret, is what authenticates the caller; its timestamp must be within
+STRIPE_WEBHOOK_TOLERANCE of now, before (a replay) or after (see `payments.verify_event`).
+A verified event is always acknowledged (2xx), even when the portal refuses or flags it, so that
+Stripe does not retry what cannot change; an unverified one gets 400 and changes nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from . import payments
+from .errors import log_refusal
 from .exceptions import WebhookRejected
 from .extensions import csrf, db
 
@@ -31,6 +33,7 @@ def stripe_events():
         outcome = payments.handle_event(event)
     except WebhookRejected as error:
         db.session.rollback()
+        log_refusal(error, 400)
         return jsonify(error=str(error)), 400
     db.session.commit()
     return jsonify(received=True, outcome=outcome.value)

@@ -1,4 +1,5 @@
-"""Back office, catalogue: products (prices in euros) and CGV versions (draft, then publish)."""
+"""Back office, catalogue: products (prices in euros) and CGV versions (draft, then publish: admins
+only; the sales role reads them)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import func, insert, select
 
 from portal import quotes
 from portal.extensions import db
-from portal.models import AuditEvent, ClientRole, Product, TermsVersion
+from portal.models import AuditEvent, ClientRole, Product, StaffRole, TermsVersion
 
 from .web import csrf_token, page_text, post_form, queries_of_get, sign_in
 
@@ -20,8 +21,16 @@ PRODUCT = {"sku": "CRED-100", "name": "Pack 100 crédits", "description": "Cent 
 
 @pytest.fixture
 def staff_client(client, make):
-    sign_in(client, make.staff())
+    sign_in(client, make.staff(StaffRole.ADMIN))
     return client
+
+
+@pytest.fixture
+def sales_client(app, client, make):
+    """Another browser (not `client`), signed in with the sales role."""
+    sales = app.test_client()
+    sign_in(sales, make.staff(StaffRole.SALES))
+    return sales
 
 
 def _count(model, *where) -> int:
@@ -184,6 +193,40 @@ def test_a_published_version_is_read_only(staff_client, make):
     response = post_form(staff_client, f"/admin/cgv/{old.id}/publier", {"confirm": "y"},
                          form_url="/admin/cgv/")
     assert response.status_code == 200 and "déjà publiée" in page_text(response)
+
+
+def test_the_sales_role_reads_the_cgv_but_cannot_write_edit_or_publish_them(sales_client, staff_client,
+                                                                              make):
+    current = make.terms(body="Article 1 : en vigueur.")
+    draft = make.terms(publish=False, version_label="2027-01", body="Article 1 : projet.")
+    db.session.commit()
+    listing = page_text(sales_client.get("/admin/cgv/"))
+    assert "En vigueur" in listing and "Brouillon" in listing
+    assert "/admin/cgv/new/" not in listing and f"/admin/cgv/{draft.id}/publier" not in listing
+    assert f"/admin/cgv/edit/?id={draft.id}" not in listing
+    details = page_text(sales_client.get(f"/admin/cgv/details/?id={draft.id}"))
+    assert "Article 1 : projet." in details and "Publier cette version" not in details
+    assert "Modifier le brouillon" not in details
+    assert "Article 1 : en vigueur." in page_text(sales_client.get(f"/admin/cgv/details/?id={current.id}"))
+    token = csrf_token(sales_client, "/admin/cgv/")
+    refused = {
+        "GET new": sales_client.get("/admin/cgv/new/"),
+        "POST new": sales_client.post("/admin/cgv/new/", data={
+            "csrf_token": token, "version_label": "2027-02", "body": "Autre"}),
+        "GET edit": sales_client.get(f"/admin/cgv/edit/?id={draft.id}"),
+        "POST edit": sales_client.post(f"/admin/cgv/edit/?id={draft.id}", data={
+            "csrf_token": token, "version_label": "2027-01", "body": "Changé"}),
+        "GET publish": sales_client.get(f"/admin/cgv/{draft.id}/publier"),
+        "POST publish": sales_client.post(f"/admin/cgv/{draft.id}/publier", data={
+            "csrf_token": token, "confirm": "y"}),
+    }
+    assert {name: response.status_code for name, response in refused.items()} == dict.fromkeys(refused, 403)
+    db.session.expire_all()
+    assert _count(TermsVersion) == 2 and quotes.current_terms().id == current.id
+    assert db.session.get(TermsVersion, draft.id).body == "Article 1 : projet."
+    # The admin still sees every action.
+    admin_listing = page_text(staff_client.get("/admin/cgv/"))
+    assert "/admin/cgv/new/" in admin_listing and f"/admin/cgv/{draft.id}/publier" in admin_listing
 
 
 def test_a_draft_can_be_edited_but_not_given_a_taken_label(staff_client, make):

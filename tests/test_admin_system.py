@@ -1,4 +1,5 @@
-"""Back office, administration: client users (invitations), emails, audit trail, seller settings."""
+"""Back office, administration: client users (invitations, deactivation), emails, audit trail, seller
+settings (admins only)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from portal import accounts, auth, mail
-from portal.exceptions import InvalidInput, NotAllowed
+from portal.exceptions import AdminRequired, InvalidInput, NotAllowed
 from portal.extensions import db
 from portal.models import (
     AuditEvent,
@@ -18,11 +19,12 @@ from portal.models import (
     OutboxEmail,
     OutboxStatus,
     SellerSettings,
+    StaffRole,
     User,
     UserKind,
 )
 
-from .web import csrf_token, page_text, post_form, queries_of_get, sign_in
+from .web import csrf_token, page_text, post_form, queries_of_get, sign_in, sign_in_client
 
 INVITATION_LINK = re.compile(r"/espace-client/invitation/([A-Za-z0-9_-]+)")
 
@@ -170,6 +172,64 @@ def test_only_staff_may_invite(world):
                                     role="patron", actor=world["admin"])
 
 
+def _select_action(client, url: str, action: str, *users: User):
+    """Apply the action `action` to `users` as their row's button does (Flask-Admin's actions)."""
+    token = csrf_token(client, url)
+    return client.post(f"{url}action/", data={"csrf_token": token, "action": action,
+                                             "rowid": [str(user.id) for user in users]})
+
+
+def row_button(html: str, action: str, user: User) -> bool:
+    """The list offers `action` on `user`'s row: a form of hidden fields and its button."""
+    pattern = (rf'<form class="d-inline" method="post" action="[^"]*/action/">[^<]*(<input [^>]*>)*?'
+               rf'<input type="hidden" name="action" value="{action}"><input type="hidden" name="rowid" '
+               rf'value="{user.id}">')
+    return re.search(pattern, html) is not None
+
+
+@pytest.mark.parametrize("role", [StaffRole.ADMIN, StaffRole.SALES])
+def test_either_staff_role_deactivates_a_client_user_whose_sessions_end_then_reactivates_it(
+        app, client, make, world, role):
+    staff = make.staff(role)
+    member = world["users"][ClientRole.MEMBRE]
+    db.session.commit()
+    theirs = app.test_client()
+    sign_in_client(theirs, member)
+    assert theirs.get("/espace-client/devis").status_code == 200
+    sign_in(client, staff)
+    listing = client.get("/admin/utilisateurs/").get_data(as_text=True)
+    assert row_button(listing, "deactivate", member) and not row_button(listing, "reactivate", member)
+    assert "onclick" not in listing  # no bulk-action menu: its inline handlers are blocked by the CSP
+    response = _select_action(client, "/admin/utilisateurs/", "deactivate", member)
+    assert response.status_code == 302
+    flashed = page_text(client.get(response.headers["Location"]))
+    assert "1 compte désactivé : ses sessions sont fermées." in flashed
+    db.session.expire_all()
+    assert not db.session.get(User, member.id).active
+    assert theirs.get("/espace-client/devis").headers["Location"].startswith("/espace-client/connexion")
+    listing = client.get("/admin/utilisateurs/").get_data(as_text=True)
+    assert "Désactivé" in listing and row_button(listing, "reactivate", member)
+    _select_action(client, "/admin/utilisateurs/", "reactivate", member)
+    db.session.expire_all()
+    assert db.session.get(User, member.id).active
+    # Their old session stays ended: they sign in again.
+    assert theirs.get("/espace-client/devis").headers["Location"].startswith("/espace-client/connexion")
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.object_id == member.id,
+                                                         AuditEvent.action.like("user.%activated"))
+                                .order_by(AuditEvent.id)).all()
+    assert [(event.action, event.actor_id, event.organisation_id) for event in events] == [
+        ("user.deactivated", staff.id, world["org"].id), ("user.reactivated", staff.id, world["org"].id)]
+    assert "Compte désactivé" in page_text(client.get("/admin/journal/"))
+
+
+def test_the_client_user_actions_never_reach_a_staff_account(staff_client, world, make):
+    other_staff = make.staff(StaffRole.SALES)
+    db.session.commit()
+    _select_action(staff_client, "/admin/utilisateurs/", "deactivate", other_staff)
+    db.session.expire_all()
+    assert db.session.get(User, other_staff.id).active
+
+
 # --- Emails -----------------------------------------------------------------------------------
 
 
@@ -281,9 +341,30 @@ SELLER = {
 }
 
 
+def test_the_sales_role_cannot_see_nor_change_the_seller_settings(client, make, world):
+    sales = make.staff(StaffRole.SALES)
+    before = db.session.get(SellerSettings, 1).iban
+    sign_in(client, sales)
+    assert client.get("/admin/parametres-vendeur/").status_code == 403
+    token = csrf_token(client, "/admin/utilisateurs/")
+    response = client.post("/admin/parametres-vendeur/", data={
+        **SELLER, "iban": "FR7630004000031234567890143", "csrf_token": token})
+    assert response.status_code == 403
+    db.session.expire_all()
+    assert db.session.get(SellerSettings, 1).iban == before
+    assert _count(AuditEvent, AuditEvent.action == "seller.updated") == 0
+    assert "Paramètres vendeur" not in page_text(client.get("/admin/utilisateurs/"))
+    with pytest.raises(AdminRequired):
+        accounts.save_seller_settings(values={"iban": "FR7630004000031234567890143"}, actor=sales)
+
+
+def test_the_admin_sees_the_seller_settings_in_the_menu(staff_client):
+    assert "Paramètres vendeur" in page_text(staff_client.get("/admin/utilisateurs/"))
+
+
 @pytest.fixture
 def no_settings_client(client, make):
-    sign_in(client, make.staff())
+    sign_in(client, make.staff(StaffRole.ADMIN))
     return client
 
 

@@ -200,12 +200,93 @@ def test_localstripe_page_flow_confirms_on_the_server(payer, world, card_payment
     setup_id = card_payments.collect_card(page["setup-secret"])
     response = confirm_on_server(payer, invoice, setup_id, page["csrf-token"], amount=1)
     body = response.get_json()
-    assert response.status_code == 200 and body["status"] == "recorded", body
+    assert response.status_code == 200, body
+    assert (body["status"], body["outcome"]) == ("succeeded", "recorded"), body
     assert body["payment_intent"] == page["intent"]
     paid_once(invoice, page["intent"])  # 240,00 €: the forged `amount` was ignored
     assert "est réglée" in page_text(payer.get(body["return_url"], follow_redirects=True))
     deliver(payer, card_payments.inbox.wait_for(SUCCEEDED, page["intent"]))
     paid_once(invoice, page["intent"])
+
+
+def _paying_tab(client, invoice, card_payments) -> tuple[dict[str, str], str]:
+    """A tab of the payment page with a card collected: its page data and SetupIntent id."""
+    page = checkout(client, invoice)
+    return page, card_payments.collect_card(page["setup-secret"])
+
+
+def _ends_on_the_paid_invoice(client, response, intent_id: str) -> None:
+    body = response.get_json()
+    assert response.status_code == 200 and body["status"] == "succeeded", body
+    assert body["payment_intent"] == intent_id
+    text = page_text(client.get(body["return_url"], follow_redirects=True))
+    assert "est réglée" in text, text
+
+
+def test_a_second_tab_confirming_after_the_first_paid_is_told_the_invoice_is_paid(payer, world,
+                                                                                    card_payments):
+    invoice = world["invoice"]
+    first, first_setup = _paying_tab(payer, invoice, card_payments)
+    second, second_setup = _paying_tab(payer, invoice, card_payments)  # same intent, its own card
+    assert second["intent"] == first["intent"]
+    _ends_on_the_paid_invoice(payer, confirm_on_server(payer, invoice, first_setup, first["csrf-token"]),
+                              first["intent"])
+    again = confirm_on_server(payer, invoice, second_setup, second["csrf-token"])
+    _ends_on_the_paid_invoice(payer, again, first["intent"])
+    assert again.get_json()["outcome"] == "already_paid"
+    paid_once(invoice, first["intent"])
+
+
+def test_a_tab_confirming_an_intent_another_tab_just_paid_is_told_the_invoice_is_paid(
+        payer, world, card_payments, monkeypatch):
+    """The race of two tabs: the intent is paid between this request's look at it and its own
+    confirmation, which Stripe then refuses (an intent confirms once)."""
+    from portal import payments
+
+    invoice = world["invoice"]
+    page, setup = _paying_tab(payer, invoice, card_payments)
+    open_intent = payments._open_intent
+
+    def sibling_pays_meanwhile(invoice):
+        intent = open_intent(invoice)
+        card_payments.pay(intent.id)  # the other tab's confirmation lands now
+        return intent
+
+    with monkeypatch.context() as patch:
+        patch.setattr(payments, "_open_intent", sibling_pays_meanwhile)
+        response = confirm_on_server(payer, invoice, setup, page["csrf-token"])
+    _ends_on_the_paid_invoice(payer, response, page["intent"])
+    paid_once(invoice, page["intent"])
+
+
+def test_confirming_an_intent_that_already_succeeded_settles_it_as_a_success(payer, world, card_payments):
+    invoice = world["invoice"]
+    page, setup = _paying_tab(payer, invoice, card_payments)
+    card_payments.pay(page["intent"])  # paid from another tab; no webhook arrived yet
+    unpaid(invoice)
+    response = confirm_on_server(payer, invoice, setup, page["csrf-token"])
+    _ends_on_the_paid_invoice(payer, response, page["intent"])
+    paid_once(invoice, page["intent"])
+
+
+NOT_A_CONFIRMATION = [
+    [], ["seti_123"], [{"setup_intent": "seti_123"}], "seti_123", 42, 4.2, True, None,
+    {"setup_intent": 42}, {"setup_intent": ["seti_123"]}, {"setup_intent": {"id": "seti_123"}},
+    {"setup_intent": None}, {"setup_intent": True}, {},
+]
+
+
+def test_a_card_confirmation_whose_json_is_not_an_object_with_a_setup_intent_gets_400(payer, world,
+                                                                                       card_payments):
+    """A JSON array, string, number, boolean or null, or a `setup_intent` that is no string."""
+    invoice = world["invoice"]
+    page = checkout(payer, invoice)
+    for body in NOT_A_CONFIRMATION:
+        response = payer.post(f"{P}/factures/{invoice.id}/payer/carte", data=json.dumps(body),
+                              content_type="application/json", headers={"X-CSRFToken": page["csrf-token"]})
+        assert response.status_code == 400 and response.is_json, (body, response.status_code)
+        assert response.get_json()["error"] == "Carte non reconnue : rechargez la page et recommencez."
+    unpaid(invoice)
 
 
 # --- Declined cards -----------------------------------------------------------------------------
@@ -293,6 +374,29 @@ def test_bad_missing_or_stale_signatures_get_400_and_change_nothing(payer, world
     assert _count(ProcessedStripeEvent) == 0 and _count(Payment) == 0
     assert int(time.time()) - stripe_time < 300  # the genuine delivery is still within the tolerance
     assert deliver(payer, delivery).status_code == 200
+    paid_once(invoice, intent_id)
+
+
+def test_a_signature_dated_more_than_five_minutes_ahead_is_refused_a_minute_ahead_accepted(
+        payer, world, card_payments):
+    """Stripe's library checks only the age of a signature: one from the future (a replay
+    prepared in advance, a wrong clock) is refused past the tolerance; a little clock skew is not."""
+    invoice = world["invoice"]
+    intent_id = checkout(payer, invoice)["intent"]
+    card_payments.pay(intent_id)
+    body = card_payments.inbox.wait_for(SUCCEEDED, intent_id).body
+
+    def post(ahead: int):
+        signature = card_payments.signature(body, timestamp=int(time.time()) + ahead)
+        return payer.post("/webhooks/stripe", data=body,
+                          headers={"Content-Type": "application/json", "Stripe-Signature": signature})
+
+    future = post(301)
+    assert future.status_code == 400 and "signature Stripe" in future.get_json()["error"]
+    assert _count(ProcessedStripeEvent) == 0
+    unpaid(invoice)
+    skewed = post(60)
+    assert skewed.status_code == 200 and skewed.get_json()["outcome"] == "recorded"
     paid_once(invoice, intent_id)
 
 

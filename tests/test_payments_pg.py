@@ -1,5 +1,6 @@
 """Card payments under real concurrency on PostgreSQL: several connections delivering the same
-webhook at once, and the return page, the webhook and reconcile racing for the same payment.
+webhook at once, the return page, the webhook and reconcile racing for the same payment, and
+several tabs confirming the same card payment.
 
 Each thread has its own test client, so each request runs in its own app context, session and
 connection, as under gunicorn; a barrier releases them together.
@@ -20,8 +21,8 @@ from portal.extensions import db
 from portal.models import ProcessedStripeEvent, StripePaymentIntent
 
 from . import test_payments
-from .test_payments import SUCCEEDED, checkout, paid_once
-from .web import sign_in_client
+from .test_payments import SUCCEEDED, checkout, confirm_on_server, paid_once
+from .web import page_text, sign_in_client
 
 P = "/espace-client"
 TIMEOUT = 30
@@ -107,3 +108,25 @@ def test_concurrent_page_views_share_one_intent(app, world, card_payments):
     pages = race(6, lambda index: checkout(payers[index], invoice))
     assert len({page["client-secret"] for page in pages}) == 1
     assert db.session.scalar(select(func.count()).select_from(StripePaymentIntent)) == 1
+
+
+def test_three_tabs_confirming_the_card_at_once_all_end_on_the_paid_invoice(app, client, world,
+                                                                            card_payments):
+    """Three tabs of the payment page confirm their card together (localstripe: on the server).
+    Stripe refuses to confirm an intent a sibling already confirmed: each tab is still told the
+    invoice is paid, and one payment is recorded."""
+    invoice = SimpleNamespace(id=world["invoice"].id)
+    payers = [signed_in(app, world["payer"]) for _ in range(3)]
+    pages = [checkout(payer, invoice) for payer in payers]
+    assert len({page["intent"] for page in pages}) == 1
+    setups = [card_payments.collect_card(page["setup-secret"]) for page in pages]
+    responses = race(3, lambda index: confirm_on_server(payers[index], invoice, setups[index],
+                                                        pages[index]["csrf-token"]))
+    bodies = [response.get_json() for response in responses]
+    assert [response.status_code for response in responses] == [200] * 3, bodies
+    assert [body["status"] for body in bodies] == ["succeeded"] * 3, bodies
+    assert {body["outcome"] for body in bodies} <= {"recorded", "already_recorded", "already_paid"}, bodies
+    assert {body["payment_intent"] for body in bodies} == {pages[0]["intent"]}
+    for payer, body in zip(payers, bodies, strict=True):
+        assert "est réglée" in page_text(payer.get(body["return_url"], follow_redirects=True))
+    paid_once(world["invoice"], pages[0]["intent"])

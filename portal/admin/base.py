@@ -1,29 +1,53 @@
-"""Secure bases of every back-office view: staff only, CSRF through Flask-WTF, no COUNT(*)."""
+"""Secure bases of every back-office view: staff only (some views or actions admins only), CSRF
+through Flask-WTF, no COUNT(*)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, redirect, request, session, url_for
+from flask import abort, flash, has_request_context, redirect, request, session, url_for
 from flask_admin import BaseView
+from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_admin.model.template import BaseListRowAction
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from wtforms import BooleanField
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, ValidationError
 
-from .. import billing, monthly
+from .. import accounts, billing, monthly
+from ..exceptions import DomainError, InvalidInput
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..labels import french_date, label, vat_rate
-from ..models import User
+from ..models import StaffRole, User
 
 
 def is_staff() -> bool:
     """True for a signed-in, active staff user."""
     return bool(current_user.is_authenticated and current_user.is_staff)
+
+
+def has_role(role: StaffRole | None) -> bool:
+    """True for a signed-in staff user of `role` (any staff role when `role` is None)."""
+    return is_staff() and (role is None or current_user.staff_role == role)
+
+
+def is_admin() -> bool:
+    """True for a signed-in administrator (outside a request: False)."""
+    return has_request_context() and has_role(StaffRole.ADMIN)
+
+
+def for_admins() -> property:
+    """A view's `can_create` / `can_edit` that is true for administrators only: the buttons and
+    row actions are hidden from the sales role (whose requests `admin_only_views` refuse).
+    Outside a request it says what the view offers at all: true."""
+    return property(lambda view: not has_request_context() or is_admin())
 
 
 # --- Forms, cells and filters shared by the views -----------------------------------------------
@@ -34,6 +58,15 @@ MAX_PAGE = 100_000
 def strip(value):
     """WTForms filter: surrounding spaces removed."""
     return value.strip() if isinstance(value, str) else value
+
+
+def email_syntax(form, field) -> None:
+    """The address is well formed (the same check as the domain's, without a DNS lookup)."""
+    if field.data:
+        try:
+            field.data = accounts.normalise_email(field.data)
+        except InvalidInput as error:
+            raise ValidationError(str(error)) from None
 
 
 class PortalForm(FlaskForm):
@@ -166,15 +199,32 @@ class IssueMonthFilter(PeriodFilter):
 
 
 class StaffOnly:
-    """Anonymous visitors go to the sign-in page; client users get 403."""
+    """Anonymous visitors go to the sign-in page; client users get 403; so does staff without the
+    view's `required_role` (Flask-Admin then leaves the view out of their menu), or asking for one
+    of its `admin_only_views` (method names: `create_view`, `publish`…) without being admin."""
+
+    required_role: StaffRole | None = None  # None: every staff role
+    admin_only_views: frozenset[str] = frozenset()
 
     def is_accessible(self) -> bool:
-        return is_staff()
+        return has_role(self.required_role)
 
     def inaccessible_callback(self, name, **kwargs):
         if current_user.is_authenticated:
             abort(403)
         return redirect(url_for("staff_auth.login", next=request.full_path))
+
+    def _handle_view(self, name, **kwargs):
+        if name in self.admin_only_views and is_staff() and not is_admin():
+            abort(403)
+        return super()._handle_view(name, **kwargs)
+
+
+class AdminOnly:
+    """Mixed in before a secure view: the whole view is the administrators' (seller settings,
+    staff accounts); the sales role gets 403 and does not see it in the menu."""
+
+    required_role = StaffRole.ADMIN
 
 
 class SecureView(StaffOnly, BaseView):
@@ -195,3 +245,68 @@ class SecureModelView(StaffOnly, FrenchFlashesMixin, SafeArgsMixin, ModelView):
 
     def __init__(self, model, name=None, **kwargs):
         super().__init__(model, db, name=name, **kwargs)
+
+
+# --- Accounts of a user list -------------------------------------------------------------------
+
+
+def account_cell(view, context, model, name) -> Markup:
+    """The state of an account: deactivated, invited (no password yet) or active."""
+    if not model.active:
+        return badge("inactive", _("Désactivé"))
+    if model.password_hash is None:
+        return badge("invited", _("Invité, mot de passe à choisir"))
+    return badge("active", _("Actif"))
+
+
+class ActivationRowAction(BaseListRowAction):
+    """A user row's « Désactiver » or « Réactiver » button (none on one's own active account): a
+    form posting Flask-Admin's action for that row. No script: Flask-Admin's menu of bulk actions
+    calls them from inline handlers, which the Content-Security-Policy blocks."""
+
+    def render(self, context, row_id, row) -> Markup | str:
+        if row.active and row.id == current_user.id:
+            return ""
+        action, text = ("deactivate", _("Désactiver")) if row.active else ("reactivate", _("Réactiver"))
+        return Markup(
+            '<form class="d-inline" method="post" action="{}">'
+            '<input type="hidden" name="csrf_token" value="{}"><input type="hidden" name="url" value="{}">'
+            '<input type="hidden" name="action" value="{}"><input type="hidden" name="rowid" value="{}">'
+            '<button class="btn btn-link btn-sm p-0 ml-1" type="submit">{}</button></form>'
+        ).format(context.resolve("admin_view").get_url(".action_view"), generate_csrf(),
+                 context.resolve("return_url") or "", action, row_id, text)
+
+
+class AccountActivationMixin:
+    """« Désactiver » / « Réactiver » on each row of a user list (`accounts.set_active`): a
+    deactivated user is signed out everywhere and can no longer sign in."""
+
+    column_extra_row_actions = [ActivationRowAction()]
+
+    def get_actions_list(self):
+        return [], {}  # no bulk-action menu (see ActivationRowAction); the row buttons post the actions
+
+    @action("deactivate", _l("Désactiver"))
+    def action_deactivate(self, ids) -> None:
+        self._set_active(ids, active=False)
+
+    @action("reactivate", _l("Réactiver"))
+    def action_reactivate(self, ids) -> None:
+        self._set_active(ids, active=True)
+
+    def _set_active(self, ids, *, active: bool) -> None:
+        users = [user for user in map(self.get_one, ids) if user is not None]
+        try:
+            for user in users:
+                accounts.set_active(user, active=active, actor=acting_user(), ip=client_ip())
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            flash(str(error), "error")
+            return
+        if active:
+            message = ngettext("%(num)d compte réactivé.", "%(num)d comptes réactivés.", len(users))
+        else:
+            message = ngettext("%(num)d compte désactivé : ses sessions sont fermées.",
+                               "%(num)d comptes désactivés : leurs sessions sont fermées.", len(users))
+        flash(message, "success")

@@ -1,4 +1,5 @@
-"""The catalogue: products (prices typed in euros) and the CGV versions (drafted, then published)."""
+"""The catalogue: products (prices typed in euros) and the CGV versions (drafted, then published by
+an administrator; the sales role reads them)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from .base import (
     badge,
     client_ip,
     date_cell,
+    for_admins,
+    is_admin,
     money_cell,
     strip,
     vat_cell,
@@ -147,10 +150,11 @@ class _PublishDraftAction(_DraftOnly, EndpointLinkRowAction):
 
 class TermsView(SecureModelView):
     """CGV versions: a draft is written and may be edited; publishing it freezes it and makes it
-    the version in force."""
+    the version in force. Administrators write and publish; the sales role only reads."""
 
-    can_create = True
-    can_edit = True
+    admin_only_views = frozenset({"create_view", "edit_view", "publish"})
+    can_create = for_admins()
+    can_edit = for_admins()
     form = TermsForm
     details_template = "admin/terms_details.html"
     column_list = ("version_label", "state", "published_at", "created_at")
@@ -168,8 +172,11 @@ class TermsView(SecureModelView):
         return super().get_query().options(defer(TermsVersion.body))  # the list never shows it
 
     def get_list_row_actions(self):
-        return [action for action in super().get_list_row_actions()
-                if not isinstance(action, EditRowAction)] + [
+        actions = [action for action in super().get_list_row_actions()
+                   if not isinstance(action, EditRowAction)]
+        if not is_admin():
+            return actions
+        return actions + [
             _EditDraftAction(),
             _PublishDraftAction("fa fa-check", ".publish", title=_l("Publier…"), id_arg="terms_id"),
         ]

@@ -1,4 +1,5 @@
-"""Administration: client users (invitations), the email outbox, the audit trail, seller settings."""
+"""Administration: client users (invitations, deactivation), the email outbox, the audit trail,
+seller settings (admins only)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from wtforms.validators import (
 )
 
 from .. import accounts, auth, documents, mail
-from ..exceptions import DomainError, InvalidInput
+from ..exceptions import DomainError
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..labels import label
@@ -38,27 +39,22 @@ from ..models import (
     UserKind,
 )
 from .base import (
+    AccountActivationMixin,
+    AdminOnly,
     ChoiceFilter,
     PortalForm,
     SecureModelView,
     SecureView,
+    account_cell,
     acting_user,
     badge,
     client_ip,
     date_cell,
+    email_syntax,
     strip,
 )
 
 # --- Client users -----------------------------------------------------------------------------
-
-
-def email_syntax(form, field) -> None:
-    """The address is well formed (the same check as the domain's, without a DNS lookup)."""
-    if field.data:
-        try:
-            field.data = accounts.normalise_email(field.data)
-        except InvalidInput as error:
-            raise ValidationError(str(error)) from None
 
 
 class InviteForm(PortalForm):
@@ -73,14 +69,6 @@ class InviteForm(PortalForm):
                        description=_l("Responsable : gère les utilisateurs et l'autorisation de "
                                       "validation. Gestionnaire : valide, refuse et paie les devis. "
                                       "Membre : consulte et demande des devis."))
-
-
-def _account_cell(view, context, model, name) -> Markup:
-    if not model.active:
-        return badge("inactive", _("Désactivé"))
-    if model.password_hash is None:
-        return badge("invited", _("Invité, mot de passe à choisir"))
-    return badge("active", _("Actif"))
 
 
 def _organisation_name_cell(view, context, model, name) -> Markup:
@@ -101,8 +89,9 @@ class OrganisationNameFilter(FilterEqual):
         return _l("contient")
 
 
-class ClientUserView(SecureModelView):
-    """Client users, with their organisation and role; new ones are invited by email."""
+class ClientUserView(AccountActivationMixin, SecureModelView):
+    """Client users, with their organisation and role; new ones are invited by email; any staff
+    member may deactivate or reactivate them."""
 
     can_create = False
     can_edit = False
@@ -119,7 +108,7 @@ class ClientUserView(SecureModelView):
     column_labels = {"full_name": _l("Nom"), "email": _l("Email"), "organisation": _l("Organisation"),
                      "client_role": _l("Rôle"), "account": _l("Compte"), "created_at": _l("Créé le")}
     column_formatters = {
-        "organisation": _organisation_name_cell, "account": _account_cell, "created_at": date_cell,
+        "organisation": _organisation_name_cell, "account": account_cell, "created_at": date_cell,
         "client_role": lambda view, context, model, name: label(model.client_role),
     }
 
@@ -263,6 +252,8 @@ ACTION_LABELS = {
     "terms.published": _l("CGV publiées"), "product.created": _l("Produit créé"),
     "product.updated": _l("Produit modifié"), "user.invited": _l("Utilisateur invité"),
     "email.retried": _l("Email renvoyé"), "seller.updated": _l("Paramètres vendeur modifiés"),
+    "staff.created": _l("Compte de l'équipe créé"), "staff.role_changed": _l("Rôle modifié"),
+    "user.deactivated": _l("Compte désactivé"), "user.reactivated": _l("Compte réactivé"),
 }
 
 
@@ -380,8 +371,9 @@ class SellerSettingsForm(PortalForm):
         NumberRange(min=1, max=365, message=_l("La validité doit être comprise entre 1 et 365 jours."))])
 
 
-class SellerSettingsView(SecureView):
-    """The seller's legal identity and mentions, printed on every quote and invoice."""
+class SellerSettingsView(AdminOnly, SecureView):
+    """The seller's legal identity and mentions, printed on every quote and invoice (and the IBAN
+    clients pay to): administrators only."""
 
     @expose("/", methods=("GET", "POST"))
     def index(self):

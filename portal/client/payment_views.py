@@ -59,25 +59,31 @@ def invoice_payment_return(invoice_id: int):
 @blueprint.post("/factures/<int:invoice_id>/payer/carte")
 @client_required
 def invoice_payment_confirm(invoice_id: int):
-    """localstripe only (`payments.confirms_on_server`): confirm the card the page collected."""
+    """localstripe only (`payments.confirms_on_server`): confirm the card the page collected.
+    Every tab that ends on the paid invoice (this one's payment, or a sibling's) gets `succeeded`."""
     invoice = own(Invoice, invoice_id)
     if not (payments.enabled() and payments.confirms_on_server()):
         abort(404)
     if not can_decide():
         raise NotAllowed(_pay_roles_message())
-    setup_intent = (request.get_json(silent=True) or {}).get("setup_intent")
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # "[[[[…" nested deeper than Python's limit is no ValueError
+        body = None
+    setup_intent = body.get("setup_intent") if isinstance(body, dict) else None
     if not isinstance(setup_intent, str) or not SETUP_INTENT_ID.fullmatch(setup_intent):
         raise InvalidInput(_("Carte non reconnue : rechargez la page et recommencez."))
     result = payments.confirm_on_server(invoice, setup_intent)
     db.session.commit()
-    status = "declined" if result.declined else str(result.outcome or "requires_action")
-    body = {"status": status,
-            "payment_intent": result.intent_id, "client_secret": result.client_secret,
-            "return_url": url_for("client.invoice_payment_return", invoice_id=invoice.id,
-                                  payment_intent=result.intent_id)}
+    status = ("declined" if result.declined else "succeeded" if result.outcome in payments.PAID_OUTCOMES
+              else str(result.outcome or "requires_action"))
+    answer = {"status": status, "outcome": str(result.outcome) if result.outcome else None,
+              "payment_intent": result.intent_id, "client_secret": result.client_secret,
+              "return_url": url_for("client.invoice_payment_return", invoice_id=invoice.id,
+                                    payment_intent=result.intent_id)}
     if result.declined:
-        return jsonify(error=str(CardDeclined()), **body), CardDeclined.http_status
-    return jsonify(body)
+        return jsonify(error=str(CardDeclined()), **answer), CardDeclined.http_status
+    return jsonify(answer)
 
 
 def _pay_roles_message() -> str:
