@@ -11,6 +11,9 @@ from sqlalchemy.exc import OperationalError
 from portal import create_app
 from portal.extensions import db
 
+from .conftest import IsolatedClient
+from .web import sign_in
+
 
 def _own_pool_app(app, idle_ping_seconds: float):
     """The test database behind a pool of its own, so that its connections can be killed."""
@@ -75,3 +78,23 @@ def test_a_connection_used_moments_ago_is_not_pinged(own_pool_app):
         db.session.rollback()
         assert _backend_pid() != first
         db.session.remove()
+
+
+def test_a_request_whose_connection_was_killed_is_told_to_retry_and_the_next_is_served(own_pool_app, make):
+    """Not a 500: the request is refused with 503 and Retry-After, one warning line, and the pool
+    serves the next request on a new connection."""
+    world = make.world()
+    db.session.commit()
+    own_pool_app.test_client_class = IsolatedClient
+    client = own_pool_app.test_client()
+    sign_in(client, world["admin"])
+    assert client.get("/admin/tous-les-devis/").status_code == 200
+    with own_pool_app.app_context():
+        pid = _backend_pid()
+        db.session.remove()
+    _terminate(own_pool_app, pid)
+    killed = client.get("/admin/tous-les-devis/")
+    assert killed.status_code == 503
+    assert killed.headers["Retry-After"] == "5"
+    assert "momentanément indisponible" in killed.get_data(as_text=True)
+    assert client.get("/admin/tous-les-devis/").status_code == 200
