@@ -3,21 +3,39 @@ check of a pooled connection that was left idle."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError, DisconnectionError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError
 
 from .extensions import db
 
+log = logging.getLogger(__name__)
+
 
 def register(app: Flask) -> None:
-    """Check this app's pooled connections after DB_IDLE_PING_SECONDS idle (see IdlePing)."""
+    """Check this app's pooled connections after DB_IDLE_PING_SECONDS idle (see IdlePing), and end
+    each request's session even when its connection died under it (see end_session)."""
     with app.app_context():
         for engine in db.engines.values():
             IdlePing(float(app.config["DB_IDLE_PING_SECONDS"])).listen(engine)
+    # Registered after Flask-SQLAlchemy's own teardown, so it runs first (teardowns run in reverse).
+    app.teardown_appcontext(end_session)
+
+
+def end_session(_exception: BaseException | None = None) -> None:
+    """Close the request's session. A connection killed once the response was ready (a database
+    restart, a terminated backend) fails the closing ROLLBACK: the pool discards that connection,
+    and the answer already made stands, instead of becoming a 500 after the fact."""
+    try:
+        db.session.remove()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        log.warning("Database connection lost while ending a request: %s", type(error.orig).__name__)
 
 
 class IdlePing:

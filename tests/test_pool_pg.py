@@ -98,3 +98,24 @@ def test_a_request_whose_connection_was_killed_is_told_to_retry_and_the_next_is_
     assert killed.headers["Retry-After"] == "5"
     assert "momentanément indisponible" in killed.get_data(as_text=True)
     assert client.get("/admin/tous-les-devis/").status_code == 200
+
+
+def test_a_connection_killed_after_the_answer_was_made_leaves_the_answer(own_pool_app, make):
+    """The backend dies between the request's last statement and the end of its transaction: the
+    page made stands (its closing ROLLBACK fails, the pool drops the connection), and the next
+    request gets a new connection."""
+    world = make.world()
+    db.session.commit()
+
+    @own_pool_app.get("/_test/killed-before-the-end")
+    def killed_before_the_end():
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()  # opens a transaction
+        _terminate(own_pool_app, pid)
+        return "page faite"
+
+    own_pool_app.test_client_class = IsolatedClient
+    client = own_pool_app.test_client()
+    answer = client.get("/_test/killed-before-the-end")
+    assert answer.status_code == 200 and answer.get_data(as_text=True) == "page faite"
+    sign_in(client, world["admin"])
+    assert client.get("/admin/tous-les-devis/").status_code == 200
