@@ -22,7 +22,7 @@ from sqlalchemy import make_url
 from portal import create_app
 from portal.config import Config, DevelopmentConfig
 from portal.extensions import db
-from portal.models import ORGANISATION_NAME_SEARCH, SQLITE_NAME_SEARCH_DDL, index_names, is_built_on
+from portal.schema_guards import ORGANISATION_NAME_SEARCH, SQLITE_NAME_SEARCH_DDL, index_names, is_built_on
 
 BATCH = 20_000
 
@@ -80,7 +80,7 @@ def ensure_indexes(url: str) -> list[str]:
     app = create_app(bench_config(url))
     with app.app_context():
         if is_postgres(url):
-            with db.engine.begin() as connection:  # as the migration does (see portal/models.py)
+            with db.engine.begin() as connection:  # as the migration does (see portal/schema_guards.py)
                 connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         inspector = inspect(db.engine)
         for table in db.metadata.sorted_tables:

@@ -22,8 +22,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.billing import paris_today, vat_cents
+from portal.dates import paris_today
 from portal.models import quote_reference, utcnow
+from portal.money import vat_cents
 
 from . import names
 from .bulk import Writer, as_json, day, recreate_database, ts

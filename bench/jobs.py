@@ -22,8 +22,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from portal.billing import vat_cents
 from portal.models import utcnow
+from portal.money import vat_cents
 
 from . import names
 from .bulk import Writer, bench_config, day, recreate_database, ts

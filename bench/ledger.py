@@ -8,7 +8,7 @@ import random
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from portal.billing import paris_today
+from portal.dates import paris_today
 
 from .bulk import Writer, as_json, day, ts
 

@@ -5,7 +5,7 @@ from flask import current_app
 
 from alembic import context
 
-from portal.models import built_on, compared_by_name
+from portal.schema_guards import built_on, compared_by_name
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -68,6 +68,7 @@ def register_extensions(app: Flask) -> None:
         auth,  # noqa: F401  (registers the user loader)
         database,
         i18n,
+        schema_guards,  # noqa: F401  (the flush guard; the triggers built with the tables)
     )
     from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 

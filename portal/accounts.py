@@ -12,24 +12,27 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from flask_babel import format_datetime
-from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, auth, mail
+from . import audit, auth, outbox
 from .exceptions import (
     AdminRequired,
-    InvalidInput,
+    EmailAlreadyUsed,
+    EmailTooLong,
+    FullNameMissing,
+    InvalidEmail,
     NotAllowed,
+    OrganisationMissing,
     OwnAccountDeactivation,
     OwnRoleChange,
     PasswordTooShort,
+    SellerSettingsConflict,
+    UnknownClientRole,
+    UnknownSellerField,
     UnknownStaffRole,
 )
 from .extensions import db
-from .i18n import lazy_gettext as _l
-from .labels import label
 from .models import (
     ClientRole,
     LoginToken,
@@ -39,16 +42,6 @@ from .models import (
     User,
     UserKind,
 )
-
-INVITE_TEMPLATE = "user_invited"
-# Not mail.LINK_ID / mail.LINK_SEED: those name a *quote* link, which `mail.retry_failed` renews.
-INVITE_TOKEN_ID = "invite_token_id"
-INVITE_SEED = "invite_seed"
-
-
-class EmailAlreadyUsed(InvalidInput):
-    message = _l("Un compte existe déjà avec l'adresse %(email)s.")
-
 
 # --- Client users -----------------------------------------------------------------------------
 
@@ -66,15 +59,15 @@ def invite_client_user(
     """Create a client user without a password and queue the invitation to set one."""
     _require_staff(actor)
     if organisation is None:
-        raise InvalidInput(_l("Choisissez l'organisation de l'utilisateur."))
+        raise OrganisationMissing()
     email = normalise_email(email)
     full_name = " ".join((full_name or "").split())
     if not full_name:
-        raise InvalidInput(_l("Indiquez le nom complet de l'utilisateur."))
+        raise FullNameMissing()
     try:
         role = ClientRole(role)
     except ValueError:
-        raise InvalidInput(_l("Rôle inconnu : choisissez responsable, gestionnaire ou membre.")) from None
+        raise UnknownClientRole() from None
     if db.session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
         raise EmailAlreadyUsed(email=email)
     user = User(email=email, full_name=full_name, kind=UserKind.CLIENT, client_role=role,
@@ -87,10 +80,7 @@ def invite_client_user(
     token, seed = create_invitation_token(user, now=now)
     audit.record("user.invited", user, actor=actor, organisation_id=organisation.id, ip=ip,
                  email=email, role=role)
-    mail.enqueue(recipient=email, template=INVITE_TEMPLATE,
-                 context={"user_id": user.id, "invited_by": actor.full_name,
-                          INVITE_TOKEN_ID: token.id, INVITE_SEED: seed},
-                 dedupe_key=f"{INVITE_TEMPLATE}:{user.id}")
+    outbox.enqueue_invitation(user, token=token, seed=seed, invited_by=actor.full_name)
     return user
 
 
@@ -100,9 +90,9 @@ def normalise_email(email: str) -> str:
     try:
         validate_email(email, check_deliverability=False, test_environment=True)
     except EmailNotValidError:
-        raise InvalidInput(_l("Adresse email invalide : vérifiez sa saisie.")) from None
+        raise InvalidEmail() from None
     if len(email) > 254:
-        raise InvalidInput(_l("Adresse email trop longue."))
+        raise EmailTooLong()
     return email
 
 
@@ -110,25 +100,6 @@ def create_invitation_token(user: User, *, now: datetime | None = None) -> tuple
     """A one-time "set your password" token, stored as its hash; returns it and its seed."""
     hours = current_app.config["INVITATION_TTL_HOURS"]
     return auth.create_link(user, purpose=auth.MAGIC_LINK_INVITE, hours=hours, now=now)
-
-
-def invitation_url(seed: str) -> str:
-    """The client-portal page where the invited user sets a password."""
-    return mail.portal_url("invitation", auth.raw_token_from_seed(seed))
-
-
-@mail.email_builder(INVITE_TEMPLATE)
-def _invitation_email(context: dict[str, Any]) -> dict[str, Any]:
-    user = mail.load(User, context["user_id"])
-    token = mail.load(LoginToken, context[INVITE_TOKEN_ID])
-    organisation = user.organisation.name if user.organisation else ""
-    return {
-        "subject": _("Votre accès à l'espace client de %(organisation)s", organisation=organisation),
-        "user": user, "organisation": organisation, "role": label(user.client_role),
-        "invited_by": context.get("invited_by") or "",
-        "link_url": invitation_url(context[INVITE_SEED]),
-        "link_expires": format_datetime(token.expires_at, "d MMMM y 'à' HH:mm"),
-    }
 
 
 def _require_staff(actor: User) -> None:
@@ -153,7 +124,7 @@ def create_staff_user(*, email: str, full_name: str, role: StaffRole | str, pass
     email = normalise_email(email)
     full_name = " ".join((full_name or "").split())
     if not full_name:
-        raise InvalidInput(_l("Indiquez le nom complet de l'utilisateur."))
+        raise FullNameMissing()
     role = _staff_role(role)
     if len(password or "") < auth.MIN_PASSWORD_LENGTH:
         raise PasswordTooShort(length=auth.MIN_PASSWORD_LENGTH)
@@ -228,7 +199,7 @@ def save_seller_settings(*, values: dict[str, Any], actor: User, ip: str | None 
     _require_admin(actor)
     unknown = set(values) - set(SELLER_FIELDS)
     if unknown:
-        raise InvalidInput(_l("Champ inconnu : %(fields)s."), fields=", ".join(sorted(unknown)))
+        raise UnknownSellerField(fields=", ".join(sorted(unknown)))
     settings = db.session.get(SellerSettings, 1, with_for_update=True)
     if settings is None:
         settings = SellerSettings(id=1)
@@ -239,7 +210,6 @@ def save_seller_settings(*, values: dict[str, Any], actor: User, ip: str | None 
     try:
         db.session.flush()
     except IntegrityError:
-        raise InvalidInput(_l("Les paramètres viennent d'être enregistrés par quelqu'un d'autre : "
-                              "rechargez la page et recommencez.")) from None
+        raise SellerSettingsConflict() from None
     audit.record("seller.updated", settings, actor=actor, ip=ip, fields=changed)
     return settings

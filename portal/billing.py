@@ -3,7 +3,7 @@
 Every function here only flushes: the caller commits once. The exception is `close_month`
 (in `monthly.py`), a job that commits a batch of organisations at a time so that it can resume.
 
-VAT is rounded per line, half up, on the line's total HT (`vat_cents`); totals are sums of lines.
+VAT is rounded per line, half up, on the line's total HT (`money.vat_cents`); totals are sums of lines.
 """
 
 from __future__ import annotations
@@ -11,22 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, mail
+from . import audit, outbox
+from .dates import paris_today
 from .exceptions import (
+    AdjustmentReasonMissing,
+    CreditNoteReasonMissing,
+    EmptyInvoice,
     InsufficientCredits,
-    InvalidInput,
+    InvalidConsumption,
     InvoiceNotCancellable,
     InvoiceNotPayable,
     NotAllowed,
     PaymentMismatch,
-    SellerSettingsIncomplete,
+    PaymentReferenceTaken,
+    ZeroAdjustment,
 )
 from .extensions import db
 from .models import (
@@ -42,48 +46,17 @@ from .models import (
     Payment,
     PaymentProvider,
     Quote,
-    SellerSettings,
     User,
     UserKind,
     utcnow,
 )
+from .money import vat_cents
+from .seller import seller_snapshot
 
-PARIS = ZoneInfo("Europe/Paris")
 VAT_RATES_BP = (0, 210, 550, 1000, 2000)
 INVOICE_SERIES = "FA"
 CREDIT_NOTE_SERIES = "AV"
 QUOTE_SERIES = "DV"
-
-# Seller fields without which an invoice would lack a mandatory mention (Code de commerce L441-9).
-MANDATORY_SELLER_FIELDS = {
-    "company_name": "la raison sociale",
-    "legal_form": "la forme juridique",
-    "share_capital": "le capital social",
-    "address_line1": "l'adresse",
-    "postal_code": "le code postal",
-    "city": "la ville",
-    "siren": "le SIREN",
-    "rcs_city": "la ville du RCS",
-    "vat_number": "le numéro de TVA intracommunautaire",
-}
-
-
-def paris_today(now: datetime | None = None) -> date:
-    """The calendar date in Paris at `now` (naive UTC), which dates invoices and validity."""
-    moment = (now or utcnow()).replace(tzinfo=ZoneInfo("UTC"))
-    return moment.astimezone(PARIS).date()
-
-
-def vat_cents(total_ht_cents: int, vat_rate_bp: int) -> int:
-    """VAT of one line, rounded half up to the cent."""
-    return (total_ht_cents * vat_rate_bp + 5000) // 10000
-
-
-def format_amount(cents: int) -> str:
-    """French display of an amount: 1 234,50 €."""
-    euros, rest = divmod(abs(cents), 100)
-    grouped = f"{euros:,}".replace(",", "\u202f")
-    return f"{'-' if cents < 0 else ''}{grouped},{rest:02d}\u00a0€"
 
 
 def next_number(series: str, year: int) -> str:
@@ -131,30 +104,6 @@ def _ensure_counter(series: str, year: int) -> None:
             db.session.execute(insert(NumberCounter).values(**values))
         return
     db.session.execute(builder(NumberCounter).values(**values).on_conflict_do_nothing())
-
-
-def seller_settings() -> SellerSettings:
-    """The seller's settings row (an empty one if never saved)."""
-    return db.session.get(SellerSettings, 1) or SellerSettings(id=1)
-
-
-SNAPSHOT_SELLER_FIELDS = list(MANDATORY_SELLER_FIELDS) + [
-    "address_line2", "country", "email", "phone", "iban", "bic",
-    "early_payment_discount", "late_penalty_rate", "operation_category",
-]
-# Read as a plain row: every invoice reads it, and loading the model object (and flushing the
-# session's pending rows first) cost more than the query.
-SELLER_SNAPSHOT_ROW = select(*(getattr(SellerSettings, field) for field in SNAPSHOT_SELLER_FIELDS)
-                             ).where(SellerSettings.id == 1).execution_options(autoflush=False)
-
-
-def seller_snapshot() -> dict[str, str]:
-    """The seller identity frozen onto an invoice; refuses to issue if a mention is missing."""
-    row = db.session.execute(SELLER_SNAPSHOT_ROW).mappings().one_or_none() or {}
-    missing = [label for field, label in MANDATORY_SELLER_FIELDS.items() if not row.get(field)]
-    if missing:
-        raise SellerSettingsIncomplete(fields=", ".join(missing))
-    return {field: row[field] or "" for field in SNAPSHOT_SELLER_FIELDS}
 
 
 def buyer_snapshot(organisation: Organisation) -> dict[str, str]:
@@ -232,8 +181,8 @@ def _next_id_statement(table: str) -> Select:
 def _queue_invoice_emails(invoice_id: int, organisation: Organisation, contact: User | None,
                           template: str) -> None:
     # No lookup of the dedupe keys: they name an invoice of this transaction, which no row can name yet.
-    mail.insert_new([_invoice_email(invoice_id, address, template)
-                     for address in invoice_contacts(organisation, contact)])
+    outbox.insert_new([_invoice_email(invoice_id, address, template)
+                       for address in invoice_contacts(organisation, contact)])
 
 
 def issue_monthly_invoices(
@@ -257,7 +206,7 @@ def _unnumbered_invoice(organisation: Organisation, lines: list[LineDraft], sell
                         sale_date: date | None, quote_id: int | None = None,
                         credited_invoice_id: int | None = None, reason: str | None = None) -> Invoice:
     if not lines:
-        raise InvalidInput("Une facture doit comporter au moins une ligne.")
+        raise EmptyInvoice()
     issue_date = paris_today(now)
     return Invoice(
         kind=kind,
@@ -357,8 +306,8 @@ def invoice_contacts(organisation: Organisation, preferred: User | None = None) 
 
 def new_invoice_emails(invoice: Invoice, organisation: Organisation, *, template: str) -> list:
     """The 'invoice issued' emails of an invoice issued in this transaction, not yet added
-    (`mail.new_email`): to the organisation's invoice contacts."""
-    return [mail.new_email(**_invoice_email(invoice.id, address, template))
+    (`outbox.new_email`): to the organisation's invoice contacts."""
+    return [outbox.new_email(**_invoice_email(invoice.id, address, template))
             for address in invoice_contacts(organisation)]
 
 
@@ -415,9 +364,9 @@ def record_payment(
     audit.record("invoice.paid", invoice, actor=actor, organisation_id=invoice.organisation_id,
                  ip=ip, provider=provider, reference=provider_reference, amount_cents=amount_cents)
     for address in invoice_contacts(invoice.organisation, invoice.quote.recipient if invoice.quote else None):
-        mail.enqueue(recipient=address, template="payment_received",
-                     context={"invoice_id": invoice.id, "payment_id": payment.id},
-                     dedupe_key=f"payment_received:{payment.id}:{address}")
+        outbox.enqueue(recipient=address, template="payment_received",
+                       context={"invoice_id": invoice.id, "payment_id": payment.id},
+                       dedupe_key=f"payment_received:{payment.id}:{address}")
     return payment
 
 
@@ -427,7 +376,7 @@ def _payment_by_reference(reference: str) -> Payment | None:
 
 def _same_invoice(payment: Payment, invoice: Invoice) -> Payment:
     if payment.invoice_id != invoice.id:
-        raise PaymentMismatch("Cette référence de paiement est déjà rattachée à une autre facture.")
+        raise PaymentReferenceTaken()
     return payment
 
 
@@ -437,7 +386,7 @@ def issue_credit_note(
     """Cancel an unpaid invoice in full by a credit note referencing it."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("Indiquez le motif de l'avoir.")
+        raise CreditNoteReasonMissing()
     cancelled = db.session.execute(
         update(Invoice)
         .where(Invoice.id == invoice.id, Invoice.status == InvoiceStatus.ISSUED,
@@ -497,7 +446,7 @@ def consume_credits(
 ) -> CreditEntry:
     """Consume credits; refused if the balance would go negative."""
     if amount <= 0:
-        raise InvalidInput("Le nombre de crédits consommés doit être supérieur à zéro.")
+        raise InvalidConsumption()
     return _append_entry(organisation, -amount, CreditEntryKind.CONSUMPTION, actor=actor,
                          reason=reason)
 
@@ -509,9 +458,9 @@ def adjust_credits(
     if actor.kind != UserKind.STAFF:
         raise NotAllowed()
     if not (reason or "").strip():
-        raise InvalidInput("Indiquez le motif de l'ajustement.")
+        raise AdjustmentReasonMissing()
     if amount == 0:
-        raise InvalidInput("Un ajustement de zéro crédit n'a pas d'effet.")
+        raise ZeroAdjustment()
     return _append_entry(organisation, amount, CreditEntryKind.ADJUSTMENT, actor=actor,
                          reason=reason.strip(), ip=ip)
 

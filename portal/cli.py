@@ -8,8 +8,9 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
-from . import monthly, quotes
+from . import monthly, outbox, quotes
 from .auth import MIN_PASSWORD_LENGTH, hash_password
+from .delivery import worker
 from .demo import DEMO_CLIENT_PASSWORD, DEMO_STAFF_PASSWORD, load_demo
 from .exceptions import DomainError
 from .extensions import db
@@ -146,9 +147,7 @@ def _describe_transport() -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
               help="Nombre maximal d'emails traités.")
 def outbox_send(limit: int) -> None:
-    from . import mail
-
-    result = mail.send_pending(limit=limit)
+    result = worker.send_pending(limit=limit)
     click.echo(f"{result.sent} email(s) envoyé(s), {result.retried} à réessayer plus tard, "
                f"{result.failed} en échec ({_describe_transport()}).")
 
@@ -160,13 +159,11 @@ def outbox_work(interval: float | None) -> None:
     import signal
     import threading
 
-    from . import mail
-
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(f"Envoi des emails : {_describe_transport()}.", err=True)
     try:
-        mail.work(interval=interval, stop=stop)
+        worker.work(interval=interval, stop=stop)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
@@ -176,10 +173,8 @@ def outbox_work(interval: float | None) -> None:
 @outbox_cli.command("retry", help="Remet en file d'envoi un email en échec.")
 @click.argument("email_id", type=int)
 def outbox_retry(email_id: int) -> None:
-    from . import mail
-
     try:
-        mail.retry_failed(email_id)
+        outbox.retry_failed(email_id)
     except DomainError as error:
         raise click.ClickException(str(error)) from error
     db.session.commit()

@@ -28,8 +28,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from . import billing, monthly, quotes
 from .config import BASE_DIR
+from .dates import paris_today, period_bounds
 from .extensions import db
 from .models import (
     BillingMode,
@@ -41,6 +41,8 @@ from .models import (
     TermsVersion,
     utcnow,
 )
+from .money import format_amount
+from .seller import MANDATORY_SELLER_FIELDS, current_terms, seller_settings
 
 TEMPLATES_DIR = BASE_DIR / "templates" / "documents"
 FACTURX_LEVEL = "en16931"
@@ -64,7 +66,7 @@ QUOTE_STATUSES = {
     QuoteStatus.SUPERSEDED: "Remplacé par une révision",
 }
 RECOVERY_INDEMNITY = "40 €"  # Code de commerce, art. L441-10 and D441-5
-SELLER_KEYS = (*billing.MANDATORY_SELLER_FIELDS, "address_line2", "country", "email", "phone", "iban", "bic")
+SELLER_KEYS = (*MANDATORY_SELLER_FIELDS, "address_line2", "country", "email", "phone", "iban", "bic")
 BUYER_KEYS = (
     "name",
     "legal_form",
@@ -95,7 +97,7 @@ def format_rate(vat_rate_bp: int) -> str:
 
 def format_period(period: str) -> str:
     """A billing period 2026-03 as 'mars 2026'."""
-    return babel_dates.format_date(monthly.period_bounds(period)[0], "MMMM y", locale="fr_FR")
+    return babel_dates.format_date(period_bounds(period)[0], "MMMM y", locale="fr_FR")
 
 
 def format_iban(iban: str) -> str:
@@ -113,12 +115,12 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        amount=billing.format_amount,
+        amount=format_amount,
         rate=format_rate,
         date=format_date,
         period=format_period,
         iban=format_iban,
-        paris_date=billing.paris_today,
+        paris_date=paris_today,
     )
     return env
 
@@ -140,7 +142,7 @@ def html_to_pdf(html: str, *, pdf_variant: str | None = None) -> bytes:
 
 
 def vat_breakdown(lines: list[Any]) -> list[dict[str, int]]:
-    """Basis and VAT per rate, summed from the lines (VAT is rounded per line, see billing)."""
+    """Basis and VAT per rate, summed from the lines (VAT is rounded per line, see money.vat_cents)."""
     groups: dict[int, dict[str, int]] = defaultdict(lambda: {"basis": 0, "vat": 0})
     for line in lines:
         groups[line.vat_rate_bp]["basis"] += line.total_ht_cents
@@ -155,7 +157,7 @@ def quote_terms(quote: Quote) -> TermsVersion | None:
     """The CGV a quote is under: the decided version, else the one in force now."""
     if quote.decision is not None:
         return quote.decision.terms_version
-    return quotes.current_terms()
+    return current_terms()
 
 
 def quote_pdf(quote: Quote) -> bytes:
@@ -200,10 +202,10 @@ def _quote_html(quote: Quote) -> str:
     mode = quote.billing_mode or quote.organisation.billing_mode
     return _env.get_template("quote.html").render(
         quote=quote,
-        seller=billing.seller_settings(),
+        seller=seller_settings(),
         organisation=quote.organisation,
-        sent_on=billing.paris_today(quote.sent_at) if quote.sent_at else None,
-        decided_on=billing.paris_today(quote.decided_at) if quote.decided_at else None,
+        sent_on=paris_today(quote.sent_at) if quote.sent_at else None,
+        decided_on=paris_today(quote.decided_at) if quote.decided_at else None,
         status=QUOTE_STATUSES[quote.status],
         billing_mode=BILLING_MODES[mode],
         is_monthly=mode == BillingMode.MONTHLY,
@@ -305,7 +307,7 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
 
 def billing_period_bounds(period: str) -> tuple[date, date]:
     """First and last day of a billing period 2026-03."""
-    first, next_month = monthly.period_bounds(period)
+    first, next_month = period_bounds(period)
     return first, next_month - timedelta(days=1)
 
 

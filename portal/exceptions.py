@@ -1,6 +1,11 @@
 """Named domain errors. Each carries a French message for the person who caused it.
 
 Views and CLI commands catch `DomainError`, show `str(error)` and roll back: nothing is written.
+
+Every refusal is a class here whose `message` is a lazy translatable string; what varies is
+passed as keyword arguments, e.g. `raise PeriodNotOver(period="2026-03")` for a message with
+`%(period)s`. A literal `%` in a message is written `%%`. The portal never passes a message of
+its own (tests/test_refusals.py checks the source).
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ class DomainError(Exception):
     http_status = 409
 
     def __init__(self, message: str | None = None, **params: object) -> None:
+        # `message` is for tests injecting a fault; the portal raises named classes only.
         self.params = params
         self.custom_message = message
         super().__init__(message or self.message)
 
     def __str__(self) -> str:
-        text = str(self.custom_message or self.message)
-        return text % self.params if self.params else text
+        # Always %-formatted, with an empty mapping when there are no params, so that `%%`
+        # renders as `%` whether or not the message has placeholders.
+        return str(self.custom_message or self.message) % self.params
 
 
 class InvalidInput(DomainError):
@@ -59,6 +66,22 @@ class EmptyQuote(InvalidInput):
     message = _l("Un devis doit comporter au moins une ligne.")
 
 
+class LineLabelMissing(InvalidInput):
+    message = _l("Chaque ligne libre doit avoir un libellé.")
+
+
+class LinePriceMissing(InvalidInput):
+    message = _l("Chaque ligne libre doit avoir un prix unitaire.")
+
+
+class InvalidValidity(InvalidInput):
+    message = _l("La durée de validité doit être comprise entre 1 et 365 jours.")
+
+
+class RevisionInProgress(InvalidInput):
+    message = _l("Une révision de ce devis est déjà en préparation.")
+
+
 class QuoteNotDraft(DomainError):
     message = _l("Ce devis n'est plus un brouillon : il ne peut plus être modifié.")
 
@@ -83,6 +106,18 @@ class MandateMissing(NotAllowed):
     )
 
 
+class DecidingRoleRequired(NotAllowed):
+    message = _l("Seul un responsable ou un gestionnaire peut valider ou refuser un devis.")
+
+
+class MandateChangeNotAllowed(NotAllowed):
+    message = _l("Seul le responsable de l'organisation peut modifier cette autorisation.")
+
+
+class PayingRoleRequired(NotAllowed):
+    message = _l("Seuls le responsable et les gestionnaires de l’organisation peuvent régler une facture.")
+
+
 class TermsMissing(DomainError):
     message = _l("Aucune version des Conditions Générales de Vente n'est publiée.")
 
@@ -98,8 +133,28 @@ class TermsPublished(DomainError):
     message = _l("Une version publiée des Conditions Générales de Vente ne peut plus être modifiée.")
 
 
+class TermsAlreadyPublished(InvalidInput):
+    message = _l("Cette version des CGV est déjà publiée.")
+
+
+class TermsBodyMissing(InvalidInput):
+    message = _l("Le texte des Conditions Générales de Vente ne peut pas être vide.")
+
+
+class TermsLabelMissing(InvalidInput):
+    message = _l("Indiquez un libellé de version pour les CGV.")
+
+
 class RequestNotOpen(DomainError):
     message = _l("Cette demande de devis a déjà été traitée.")
+
+
+class EmptyRequest(InvalidInput):
+    message = _l("Choisissez au moins un produit.")
+
+
+class DeclineReasonMissing(InvalidInput):
+    message = _l("Indiquez le motif du refus de la demande.")
 
 
 class InvoiceImmutable(DomainError):
@@ -114,12 +169,40 @@ class InvoiceNotCancellable(DomainError):
     message = _l("Seule une facture émise et non réglée peut être annulée par un avoir.")
 
 
+class EmptyInvoice(InvalidInput):
+    message = _l("Une facture doit comporter au moins une ligne.")
+
+
+class CreditNoteReasonMissing(InvalidInput):
+    message = _l("Indiquez le motif de l'avoir.")
+
+
 class PaymentMismatch(InvalidInput):
     message = _l("Le montant ou la devise du paiement ne correspond pas à la facture.")
 
 
+class PaymentReferenceTaken(PaymentMismatch):
+    message = _l("Cette référence de paiement est déjà rattachée à une autre facture.")
+
+
 class InsufficientCredits(DomainError):
     message = _l("Solde de crédits insuffisant : %(balance)s crédit(s) disponible(s).")
+
+
+class InvalidConsumption(InvalidInput):
+    message = _l("Le nombre de crédits consommés doit être supérieur à zéro.")
+
+
+class AdjustmentReasonMissing(InvalidInput):
+    message = _l("Indiquez le motif de l'ajustement.")
+
+
+class ZeroAdjustment(InvalidInput):
+    message = _l("Un ajustement de zéro crédit n'a pas d'effet.")
+
+
+class PeriodNotOver(InvalidPeriod):
+    message = _l("La période %(period)s n'est pas terminée : elle ne peut pas encore être facturée.")
 
 
 class NothingToBill(DomainError):
@@ -167,6 +250,10 @@ class DuplicateSubmission(DomainError):
     message = _l("Ce formulaire a déjà été envoyé : l'action a été prise en compte une seule fois.")
 
 
+class IncompleteForm(InvalidInput):
+    message = _l("Formulaire incomplet : rechargez la page et recommencez.")
+
+
 class CardPaymentUnavailable(DomainError):
     http_status = 503
     message = _l(
@@ -187,6 +274,10 @@ class PaymentIntentRefused(DomainError):
     message = _l("Ce paiement ne correspond pas à cette facture : rien n'a été enregistré.")
 
 
+class CardNotRecognised(InvalidInput):
+    message = _l("Carte non reconnue : rechargez la page et recommencez.")
+
+
 class WebhookRejected(InvalidInput):
     message = _l("Notification refusée : signature Stripe absente, invalide ou trop ancienne.")
 
@@ -202,6 +293,10 @@ class QuantityOutOfRange(InvalidQuantity):
     message = _l("La quantité doit être un nombre entier compris entre %(minimum)s et %(maximum)s.")
 
 
+class RequestedQuantityOutOfRange(QuantityOutOfRange):
+    message = _l("Quantité invalide pour « %(name)s » : saisissez un nombre entier de 0 à %(maximum)s.")
+
+
 class QuoteTooLarge(InvalidInput):
     message = _l("Montant ou nombre de crédits trop élevé : répartissez la commande sur plusieurs devis.")
 
@@ -211,14 +306,43 @@ class InvalidSiren(InvalidInput):
                  "par exemple 732 829 320.")
 
 
+class SirenChecksum(InvalidSiren):
+    message = _l("SIREN invalide : sa clé de contrôle ne correspond pas ; vérifiez les 9 chiffres.")
+
+
 class InvalidSiret(InvalidInput):
     message = _l("SIRET invalide : 14 chiffres dont le dernier est une clé de contrôle, "
                  "par exemple 732 829 320 00074.")
 
 
+class SiretChecksum(InvalidSiret):
+    message = _l("SIRET invalide : sa clé de contrôle ne correspond pas ; vérifiez les 14 chiffres.")
+
+
+class SiretOfAnotherSiren(InvalidSiret):
+    message = _l("Le SIRET doit commencer par le SIREN de l'organisation (%(siren)s).")
+
+
 class InvalidVatNumber(InvalidInput):
     message = _l("Numéro de TVA intracommunautaire invalide : le code d'un État membre de l'Union "
                  "européenne suivi du numéro, par exemple FR44732829320.")
+
+
+class InvalidForeignVatNumber(InvalidVatNumber):
+    message = _l("Numéro de TVA invalide : après le code pays %(prefix)s, 2 à 12 chiffres ou lettres.")
+
+
+class InvalidFrenchVatNumber(InvalidVatNumber):
+    message = _l("Numéro de TVA français invalide : FR, une clé de 2 chiffres puis "
+                 "les 9 chiffres du SIREN, par exemple FR44732829320.")
+
+
+class FrenchVatKeyMismatch(InvalidVatNumber):
+    message = _l("Numéro de TVA français invalide : sa clé ne correspond pas au SIREN %(siren)s.")
+
+
+class VatNumberOfAnotherSiren(InvalidVatNumber):
+    message = _l("Le numéro de TVA ne correspond pas au SIREN de l'organisation (%(siren)s).")
 
 
 class InvalidCountry(InvalidInput):
@@ -229,8 +353,16 @@ class InvalidPostalCode(InvalidInput):
     message = _l("Code postal invalide : 10 lettres, chiffres, espaces ou tirets au plus.")
 
 
+class InvalidFrenchPostalCode(InvalidPostalCode):
+    message = _l("Le code postal compte 5 chiffres en France, par exemple 69001.")
+
+
 class InvalidEmail(InvalidInput):
     message = _l("Adresse email invalide : vérifiez sa saisie.")
+
+
+class EmailTooLong(InvalidEmail):
+    message = _l("Adresse email trop longue.")
 
 
 class PriceTooLarge(InvalidPrice):
@@ -291,3 +423,28 @@ class OwnRoleChange(NotAllowed):
 
 class UnknownStaffRole(InvalidInput):
     message = _l("Rôle inconnu : choisissez administrateur ou commercial.")
+
+
+class UnknownClientRole(InvalidInput):
+    message = _l("Rôle inconnu : choisissez responsable, gestionnaire ou membre.")
+
+
+class OrganisationMissing(InvalidInput):
+    message = _l("Choisissez l'organisation de l'utilisateur.")
+
+
+class FullNameMissing(InvalidInput):
+    message = _l("Indiquez le nom complet de l'utilisateur.")
+
+
+class EmailAlreadyUsed(InvalidInput):
+    message = _l("Un compte existe déjà avec l'adresse %(email)s.")
+
+
+class UnknownSellerField(InvalidInput):
+    message = _l("Champ inconnu : %(fields)s.")
+
+
+class SellerSettingsConflict(InvalidInput):
+    message = _l("Les paramètres viennent d'être enregistrés par quelqu'un d'autre : "
+                 "rechargez la page et recommencez.")

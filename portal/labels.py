@@ -5,12 +5,11 @@ from __future__ import annotations
 import enum
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_babel import get_locale
 
-from .billing import format_amount
+from .dates import PARIS
 from .i18n import lazy_gettext as _l
 from .models import (
     BillingMode,
@@ -26,6 +25,7 @@ from .models import (
     QuoteStatus,
     StaffRole,
 )
+from .money import format_amount
 
 # Keyed by enum class: StrEnum members of different enums with the same value ("sent", "cancelled"…)
 # are equal and hash alike, so one flat dict would mix them up.
@@ -91,8 +91,6 @@ LABELS_BY_ENUM: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         OutboxStatus.FAILED: _l("En échec"),
     },
 }
-
-PARIS = ZoneInfo("Europe/Paris")
 
 
 def label(value: enum.Enum | None) -> str:

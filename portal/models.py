@@ -2,6 +2,11 @@
 
 Money is stored in integer cents; VAT rates in basis points (2000 = 20 %).
 Datetimes are naive UTC; calendar dates (validity, issue, due) are Europe/Paris dates.
+
+One module on purpose, longer than the ~400 lines of DESIGN.md §6: it is declarations only (columns,
+constraints, indexes), and the models name one another both ways (quote ↔ invoice, organisation ↔
+user), so split modules would import each other. What guards the rows beyond their constraints
+(the flush guard, the database triggers, the name search table) lives in `schema_guards`.
 """
 
 from __future__ import annotations
@@ -233,7 +238,8 @@ class Product(db.Model):
 
 
 class TermsVersion(db.Model):
-    """A version of the CGV; immutable once published (see the guard in billing's listeners)."""
+    """A version of the CGV: a draft while `published_at` is empty, immutable once published (the
+    ORM's guard and the database triggers of `schema_guards`)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version_label: Mapped[str] = mapped_column(String(50), unique=True)
@@ -393,12 +399,24 @@ class Decision(db.Model):
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(500))
     reason: Mapped[str | None] = mapped_column(Text)
+    # The actor's role when deciding (a ClientRole or StaffRole value): roles change, evidence not.
+    # Empty for the decisions recorded before the column existed.
+    actor_role: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     quote: Mapped[Quote] = relationship(back_populates="decision")
     actor: Mapped[User] = relationship(foreign_keys=[actor_id])
     terms_version: Mapped[TermsVersion] = relationship()
     mandate_granted_by: Mapped[User | None] = relationship(foreign_keys=[mandate_granted_by_id])
+
+    @property
+    def role(self) -> ClientRole | StaffRole | None:
+        """`actor_role` as its enum, for its label (the two enums share no value)."""
+        if self.actor_role is None:
+            return None
+        if self.actor_role in {role.value for role in StaffRole}:
+            return StaffRole(self.actor_role)
+        return ClientRole(self.actor_role)
 
 
 class NumberCounter(db.Model):
@@ -596,156 +614,6 @@ class SellerSettings(db.Model):
 
     def __str__(self) -> str:
         return self.company_name or "Paramètres vendeur"
-
-
-# --- Integrity guards -------------------------------------------------------------------------
-# An issued invoice is never modified (beyond its status and its stored PDF) nor deleted; a
-# published CGV version never changes. The ORM refuses it here; the database triggers below
-# refuse it for any other writer.
-
-from sqlalchemy import DDL, event, inspect, select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-INVOICE_MUTABLE_COLUMNS = {"status", "paid_at", "cancelled_at", "pdf", "pdf_sha256"}
-INVOICE_WRITE_ONCE_COLUMNS = {"pdf", "pdf_sha256"}
-
-
-@event.listens_for(Session, "before_flush")
-def _guard_immutable_records(session: Session, flush_context: Any, instances: Any) -> None:
-    from .exceptions import InvoiceImmutable, TermsPublished
-
-    for obj in session.deleted:
-        if isinstance(obj, (Invoice, InvoiceLine)):
-            raise InvoiceImmutable()
-    for obj in session.dirty:
-        state = inspect(obj)
-        if isinstance(obj, InvoiceLine) and state.persistent and _changed(state):
-            raise InvoiceImmutable()
-        if isinstance(obj, Invoice) and state.persistent:
-            changed = _changed(state)
-            if changed - INVOICE_MUTABLE_COLUMNS:
-                raise InvoiceImmutable()
-            if changed & INVOICE_WRITE_ONCE_COLUMNS and _pdf_stored(session, obj.id):
-                raise InvoiceImmutable()
-        if isinstance(obj, TermsVersion) and state.persistent:
-            history = state.attrs.published_at.history
-            published_before = (list(history.deleted) or list(history.unchanged) or [None])[0]
-            if published_before is not None and _changed(state):
-                raise TermsPublished()
-
-
-def _pdf_stored(session: Session, invoice_id: int) -> bool:
-    """Asked of the database: `pdf` is deferred, so the ORM may not know its stored value."""
-    stored = select(Invoice.id).where(
-        Invoice.id == invoice_id, (Invoice.pdf.is_not(None)) | (Invoice.pdf_sha256.is_not(None))
-    )
-    return session.connection().execute(stored).first() is not None
-
-
-def _changed(state: Any) -> set[str]:
-    return {attr.key for attr in state.attrs if attr.history.has_changes()}
-
-
-_FROZEN_INVOICE_COLUMNS = (
-    "kind", "number", "organisation_id", "quote_id", "billing_period", "credited_invoice_id",
-    "currency", "issue_date", "due_date", "sale_date", "total_ht_cents", "total_vat_cents",
-    "total_ttc_cents", "seller", "buyer", "issued_at",
-)
-
-SQLITE_INVOICE_TRIGGERS = [
-    "CREATE TRIGGER invoice_no_delete BEFORE DELETE ON invoice "
-    "BEGIN SELECT RAISE(ABORT, 'issued invoices are never deleted'); END",
-    f"CREATE TRIGGER invoice_frozen BEFORE UPDATE OF {', '.join(_FROZEN_INVOICE_COLUMNS)} ON invoice "
-    "BEGIN SELECT RAISE(ABORT, 'issued invoices are never modified'); END",
-    "CREATE TRIGGER invoice_pdf_once BEFORE UPDATE OF pdf, pdf_sha256 ON invoice "
-    "WHEN OLD.pdf IS NOT NULL OR OLD.pdf_sha256 IS NOT NULL "
-    "BEGIN SELECT RAISE(ABORT, 'a stored invoice PDF is never replaced'); END",
-    "CREATE TRIGGER invoice_line_no_delete BEFORE DELETE ON invoice_line "
-    "BEGIN SELECT RAISE(ABORT, 'invoice lines are never deleted'); END",
-    "CREATE TRIGGER invoice_line_frozen BEFORE UPDATE ON invoice_line "
-    "BEGIN SELECT RAISE(ABORT, 'invoice lines are never modified'); END",
-]
-
-_PG_FROZEN_CHECK = " OR ".join(
-    f"NEW.{column}::text IS DISTINCT FROM OLD.{column}::text" for column in _FROZEN_INVOICE_COLUMNS
-)
-POSTGRESQL_INVOICE_TRIGGERS = [
-    "CREATE OR REPLACE FUNCTION invoice_guard() RETURNS trigger AS $$ BEGIN "
-    "IF TG_OP = 'DELETE' THEN RAISE EXCEPTION 'issued invoices are never deleted'; END IF; "
-    f"IF {_PG_FROZEN_CHECK} THEN RAISE EXCEPTION 'issued invoices are never modified'; END IF; "
-    "IF (OLD.pdf IS NOT NULL OR OLD.pdf_sha256 IS NOT NULL) AND (NEW.pdf IS DISTINCT FROM OLD.pdf "
-    "OR NEW.pdf_sha256 IS DISTINCT FROM OLD.pdf_sha256) THEN "
-    "RAISE EXCEPTION 'a stored invoice PDF is never replaced'; END IF; "
-    "RETURN NEW; END $$ LANGUAGE plpgsql",
-    "CREATE TRIGGER invoice_guard BEFORE UPDATE OR DELETE ON invoice "
-    "FOR EACH ROW EXECUTE FUNCTION invoice_guard()",
-    "CREATE OR REPLACE FUNCTION invoice_line_guard() RETURNS trigger AS $$ BEGIN "
-    "RAISE EXCEPTION 'invoice lines are never modified or deleted'; END $$ LANGUAGE plpgsql",
-    "CREATE TRIGGER invoice_line_guard BEFORE UPDATE OR DELETE ON invoice_line "
-    "FOR EACH ROW EXECUTE FUNCTION invoice_line_guard()",
-]
-
-for _statement in SQLITE_INVOICE_TRIGGERS:
-    event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in POSTGRESQL_INVOICE_TRIGGERS:
-    event.listen(InvoiceLine.__table__, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
-
-def is_built_on(schema_item, dialect_name: str) -> bool:
-    """False for what the models create only on another database (`.ddl_if(dialect=…)`)."""
-    condition = getattr(schema_item, "_ddl_if", None)
-    return condition is None or condition.dialect in (None, dialect_name)
-
-
-def built_on(dialect_name: str):
-    """Alembic's `include_object` for a database of `dialect_name`: what the models create only
-    on another database is left out of the comparison, rather than reported missing."""
-
-    def include(object_, name, type_, reflected, compare_to) -> bool:
-        return is_built_on(object_, dialect_name)
-
-    return include
-
-
-def index_names(connection, table: str) -> set[str]:
-    """A table's index names, from the catalogue: reflection skips SQLite's expression indexes."""
-    if connection.dialect.name == "sqlite":
-        query = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table")
-    else:
-        query = text("SELECT indexname FROM pg_indexes WHERE tablename = :table")
-    return set(connection.execute(query, {"table": table}).scalars())
-
-
-# ix_organisation_name_trgm needs the pg_trgm extension (trusted: the database owner may create it).
-event.listen(Organisation.__table__, "before_create",
-             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
-
-# SQLite's counterpart of the trigram index: an FTS5 table of the organisations' names (trigram
-# tokenizer, the names read from `organisation` itself), kept in step by triggers. The search bar
-# reads it for a "name contains" of three letters or more instead of testing every name with LIKE.
-ORGANISATION_NAME_SEARCH = "organisation_name_search"
-SQLITE_NAME_SEARCH_DDL = [
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {ORGANISATION_NAME_SEARCH} USING fts5("
-    "name, content='organisation', content_rowid='id', tokenize='trigram')",
-    f"CREATE TRIGGER {ORGANISATION_NAME_SEARCH}_insert AFTER INSERT ON organisation BEGIN "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}(rowid, name) VALUES (new.id, new.name); END",
-    f"CREATE TRIGGER {ORGANISATION_NAME_SEARCH}_delete AFTER DELETE ON organisation BEGIN "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}({ORGANISATION_NAME_SEARCH}, rowid, name) "
-    "VALUES ('delete', old.id, old.name); END",
-    f"CREATE TRIGGER {ORGANISATION_NAME_SEARCH}_update AFTER UPDATE OF name ON organisation BEGIN "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}({ORGANISATION_NAME_SEARCH}, rowid, name) "
-    "VALUES ('delete', old.id, old.name); "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}(rowid, name) VALUES (new.id, new.name); END",
-]
-for _statement in SQLITE_NAME_SEARCH_DDL:
-    event.listen(Organisation.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
-event.listen(Organisation.__table__, "before_drop",
-             DDL(f"DROP TABLE IF EXISTS {ORGANISATION_NAME_SEARCH}").execute_if(dialect="sqlite"))
-
-
-def compared_by_name(name: str | None, type_: str, parent_names: dict) -> bool:
-    """Alembic's `include_name`: SQLite's name search table and the tables FTS5 keeps for it are
-    made by SQL of their own (above), not by models, so the comparison leaves them out."""
-    return not (type_ == "table" and name and name.startswith(ORGANISATION_NAME_SEARCH))
 
 
 class SubmittedForm(db.Model):

@@ -11,17 +11,17 @@ it holds the invoice number counter, which every acceptance issuing an invoice w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from . import audit, billing
-from .exceptions import DomainError, InvalidPeriod
+from .dates import paris_today, period_bounds
+from .exceptions import DomainError, PeriodNotOver
 from .extensions import db
 from .models import (
     BillingMode,
@@ -35,31 +35,20 @@ from .models import (
     quote_reference,
 )
 
-PERIOD_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 BATCH = 100  # organisations billed in one transaction, their invoices inserted together
-
-
-def period_bounds(period: str) -> tuple[date, date]:
-    """First day of the period and first day of the next month."""
-    match = PERIOD_PATTERN.match(period or "")
-    if not match:
-        raise InvalidPeriod()
-    first = date(int(match.group(1)), int(match.group(2)), 1)
-    return first, (first + timedelta(days=32)).replace(day=1)
 
 
 def previous_period(now: datetime | None = None) -> str:
     """The month before the current one, in Paris time."""
-    first_of_month = billing.paris_today(now).replace(day=1)
+    first_of_month = paris_today(now).replace(day=1)
     return (first_of_month - timedelta(days=1)).strftime("%Y-%m")
 
 
 def check_closable(period: str, now: datetime | None = None) -> None:
     """A period can be closed once it is over: never the current month, never the future."""
     _, next_month = period_bounds(period)
-    if billing.paris_today(now) < next_month:
-        raise InvalidPeriod("La période %(period)s n'est pas terminée : elle ne peut pas encore "
-                            "être facturée.", period=period)
+    if paris_today(now) < next_month:
+        raise PeriodNotOver(period=period)
 
 
 def _unbilled_quotes_query(period: str):

@@ -20,11 +20,10 @@ from typing import Any
 
 import stripe
 from flask import current_app
-from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, billing, mail
+from . import audit, billing, outbox
 from .exceptions import (
     CardPaymentUnavailable,
     InvoiceNotPayable,
@@ -33,7 +32,6 @@ from .exceptions import (
     WebhookRejected,
 )
 from .extensions import db
-from .i18n import lazy_gettext as _l
 from .models import (
     Invoice,
     InvoiceKind,
@@ -80,13 +78,6 @@ PAID_OUTCOMES = {Outcome.RECORDED, Outcome.ALREADY_RECORDED, Outcome.ALREADY_PAI
 # Anomalies where the intent does not designate a payable invoice of ours: the payment is refused.
 REFUSALS = {PaymentAnomalyKind.UNKNOWN_INVOICE, PaymentAnomalyKind.WRONG_INVOICE,
             PaymentAnomalyKind.UNKNOWN_INTENT}
-ANOMALY_LABELS = {
-    PaymentAnomalyKind.AMOUNT_MISMATCH: _l("le montant ou la devise diffère de la facture"),
-    PaymentAnomalyKind.UNKNOWN_INVOICE: _l("la facture indiquée n'existe pas"),
-    PaymentAnomalyKind.WRONG_INVOICE: _l("le paiement a été créé pour une autre facture"),
-    PaymentAnomalyKind.UNKNOWN_INTENT: _l("le paiement n'a pas été créé par le portail"),
-    PaymentAnomalyKind.NOT_PAYABLE: _l("la facture était déjà réglée ou annulée"),
-}
 
 
 # --- Configuration and the Stripe client ------------------------------------------------------
@@ -433,8 +424,8 @@ def flag(kind: PaymentAnomalyKind, intent: Intent, *, invoice: Invoice | None, s
     audit.record("payment.flagged", anomaly, actor=None, organisation_id=anomaly.organisation_id,
                  kind=kind, intent=intent.id, invoice=invoice.number if invoice else None,
                  amount_cents=intent.amount_cents, currency=intent.currency, source=source)
-    mail.enqueue(recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"], template="payment_flagged",
-                 context={"anomaly_id": anomaly.id}, dedupe_key=f"payment_flagged:{anomaly.id}")
+    outbox.enqueue(recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"], template="payment_flagged",
+                   context={"anomaly_id": anomaly.id}, dedupe_key=f"payment_flagged:{anomaly.id}")
     return anomaly
 
 
@@ -529,19 +520,3 @@ def reconcile_intent(link_id: int) -> Outcome:
     """Ask Stripe about one intent and settle it; CardPaymentUnavailable if Stripe cannot answer."""
     intent = _retrieve(db.session.get(StripePaymentIntent, link_id))
     return settle(intent, source="reconcile") if intent else Outcome.IGNORED
-
-
-# --- The staff alert --------------------------------------------------------------------------
-
-
-@mail.email_builder("payment_flagged")
-def _payment_flagged_email(context: dict[str, Any]) -> dict[str, Any]:
-    anomaly = mail.load(PaymentAnomaly, context["anomaly_id"])
-    number = anomaly.invoice.number if anomaly.invoice else "—"
-    return {
-        "subject": _("Paiement par carte à vérifier (facture %(number)s)", number=number),
-        "number": number, "intent": anomaly.intent_id, "reason": str(ANOMALY_LABELS[anomaly.kind]),
-        "amount": billing.format_amount(anomaly.amount_cents or 0) if anomaly.currency == "EUR"
-        else f"{anomaly.amount_cents} {anomaly.currency}",
-        "admin_url": mail.admin_url(),
-    }

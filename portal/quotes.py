@@ -18,15 +18,22 @@ from flask import current_app
 from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import audit, billing, mail
+from . import audit, billing, outbox
+from .dates import paris_today
 from .exceptions import (
+    DecidingRoleRequired,
+    DeclineReasonMissing,
     DomainError,
     EmptyQuote,
-    InvalidInput,
+    EmptyRequest,
     InvalidPrice,
     InvalidQuantity,
     InvalidRecipient,
+    InvalidValidity,
     InvalidVatRate,
+    LineLabelMissing,
+    LinePriceMissing,
+    MandateChangeNotAllowed,
     MandateMissing,
     NotAllowed,
     PriceTooLarge,
@@ -36,7 +43,11 @@ from .exceptions import (
     QuoteNotPending,
     QuoteTooLarge,
     RequestNotOpen,
+    RevisionInProgress,
+    TermsAlreadyPublished,
+    TermsBodyMissing,
     TermsChanged,
+    TermsLabelMissing,
     TermsMissing,
     UnknownProduct,
 )
@@ -60,6 +71,8 @@ from .models import (
     UserKind,
     utcnow,
 )
+from .money import vat_cents
+from .seller import current_terms, current_terms_query, seller_settings
 
 DECIDING_ROLES = (ClientRole.RESPONSABLE, ClientRole.GESTIONNAIRE)
 DECIDABLE_STATUS = QuoteStatus.SENT
@@ -172,11 +185,11 @@ def _build_line(position: int, line: LineInput) -> QuoteLine:
             raise UnknownProduct()
     label = (line.label or (product.name if product else "")).strip()
     if not label:
-        raise InvalidInput("Chaque ligne libre doit avoir un libellé.")
+        raise LineLabelMissing()
     price = line.unit_price_cents if line.unit_price_cents is not None else (
         product.unit_price_cents if product else None)
     if price is None:
-        raise InvalidInput("Chaque ligne libre doit avoir un prix unitaire.")
+        raise LinePriceMissing()
     if isinstance(price, bool) or not isinstance(price, int) or price < 0:
         raise InvalidPrice()
     if price > MAX_UNIT_PRICE_CENTS:
@@ -193,7 +206,7 @@ def _build_line(position: int, line: LineInput) -> QuoteLine:
 def _compute_totals(quote: Quote) -> None:
     for line in quote.lines:
         line.total_ht_cents = line.quantity * line.unit_price_cents
-        line.total_vat_cents = billing.vat_cents(line.total_ht_cents, line.vat_rate_bp)
+        line.total_vat_cents = vat_cents(line.total_ht_cents, line.vat_rate_bp)
     quote.total_ht_cents = sum(line.total_ht_cents for line in quote.lines)
     quote.total_vat_cents = sum(line.total_vat_cents for line in quote.lines)
     quote.total_ttc_cents = quote.total_ht_cents + quote.total_vat_cents
@@ -202,7 +215,7 @@ def _compute_totals(quote: Quote) -> None:
 
 def _check_validity(validity_days: int | None) -> int | None:
     if validity_days is not None and not 1 <= validity_days <= 365:
-        raise InvalidInput("La durée de validité doit être comprise entre 1 et 365 jours.")
+        raise InvalidValidity()
     return validity_days
 
 
@@ -233,9 +246,9 @@ def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | No
     now = now or utcnow()
     if quote.supersedes is not None:
         _supersede(quote.supersedes, actor=actor, ip=ip)
-    today = billing.paris_today(now)
+    today = paris_today(now)
     quote.number = quote.number or billing.next_number(billing.QUOTE_SERIES, today.year)
-    validity = quote.validity_days or billing.seller_settings().quote_validity_days or 30
+    validity = quote.validity_days or seller_settings().quote_validity_days or 30
     quote.valid_until = today + timedelta(days=validity)
     quote.billing_mode = quote.organisation.billing_mode
     _compute_totals(quote)
@@ -244,8 +257,8 @@ def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | No
     db.session.flush()
     audit.record("quote.sent", quote, actor=actor, organisation_id=quote.organisation_id, ip=ip,
                  number=quote.reference, total_ttc_cents=quote.total_ttc_cents)
-    mail.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_sent",
-                                 dedupe_key=f"quote_sent:{quote.id}", now=now)
+    outbox.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_sent",
+                                   dedupe_key=f"quote_sent:{quote.id}", now=now)
     return quote
 
 
@@ -265,7 +278,7 @@ def revise(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
         select(Quote.id).where(Quote.supersedes_id == quote.id, Quote.status == QuoteStatus.DRAFT)
     )
     if pending is not None:
-        raise InvalidInput("Une révision de ce devis est déjà en préparation.")
+        raise RevisionInProgress()
     revision = Quote(organisation=quote.organisation, number=quote.number,
                      revision=quote.revision + 1, title=quote.title, recipient=quote.recipient,
                      created_by=actor, supersedes=quote, validity_days=quote.validity_days,
@@ -298,7 +311,7 @@ def cancel(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
 
 def expire_overdue(*, now: datetime | None = None) -> list[Quote]:
     """Mark expired every sent quote whose validity date has passed (Paris time)."""
-    today = billing.paris_today(now)
+    today = paris_today(now)
     overdue = db.session.scalars(
         select(Quote).where(Quote.status == QuoteStatus.SENT, Quote.valid_until < today)
     ).all()
@@ -332,7 +345,7 @@ def _transition_statement(columns: tuple[str, ...], checks_terms: bool) -> Updat
     cost more than running it."""
     statement = update(Quote).where(Quote.id == bindparam("quote_id"), Quote.status == QuoteStatus.SENT)
     if checks_terms:
-        in_force = _current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery()
+        in_force = current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery()
         statement = statement.where(in_force == bindparam("terms_id"))
     new_values = {column: bindparam(f"new_{column}", type_=Quote.__table__.c[column].type)
                   for column in columns}
@@ -341,11 +354,6 @@ def _transition_statement(columns: tuple[str, ...], checks_terms: bool) -> Updat
 
 
 # --- Terms of sale (CGV) ----------------------------------------------------------------------
-
-
-def current_terms() -> TermsVersion | None:
-    """The CGV version in force: the most recently published one."""
-    return db.session.scalar(_current_terms_query())
 
 
 def quote_with_current_terms(quote_id: int) -> tuple[Quote | None, TermsVersion | None]:
@@ -358,14 +366,9 @@ def quote_with_current_terms(quote_id: int) -> tuple[Quote | None, TermsVersion 
 def _quote_with_current_terms_statement() -> Select:
     """Built once (the portal's busiest statement): building it and its cache key took longer
     than running it."""
-    in_force = _current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery()
+    in_force = current_terms_query().with_only_columns(TermsVersion.id).scalar_subquery()
     return (select(Quote, TermsVersion).outerjoin(TermsVersion, TermsVersion.id == in_force)
             .where(Quote.id == bindparam("quote_id")))
-
-
-def _current_terms_query():
-    return (select(TermsVersion).where(TermsVersion.published_at.is_not(None))
-            .order_by(TermsVersion.published_at.desc(), TermsVersion.id.desc()).limit(1))
 
 
 def publish_terms(terms: TermsVersion, *, actor: User, now: datetime | None = None,
@@ -373,11 +376,11 @@ def publish_terms(terms: TermsVersion, *, actor: User, now: datetime | None = No
     """Publish a CGV version: hash its body and make it current; it is frozen from then on."""
     _require_staff(actor)
     if terms.published_at is not None:
-        raise InvalidInput("Cette version des CGV est déjà publiée.")
+        raise TermsAlreadyPublished()
     if not (terms.body or "").strip():
-        raise InvalidInput("Le texte des Conditions Générales de Vente ne peut pas être vide.")
+        raise TermsBodyMissing()
     if not (terms.version_label or "").strip():
-        raise InvalidInput("Indiquez un libellé de version pour les CGV.")
+        raise TermsLabelMissing()
     terms.sha256 = hashlib.sha256(terms.body.encode("utf-8")).hexdigest()
     terms.published_at = now or utcnow()
     db.session.flush()
@@ -412,7 +415,7 @@ def accept(quote: Quote, *, actor: User, terms_version: TermsVersion | None, cha
     decision = _decide(quote, DecisionKind.ACCEPTED, actor=actor, terms_version=terms_version,
                        channel=channel, ip=ip, user_agent=user_agent, now=now, reason=None)
     if quote.billing_mode == BillingMode.MONTHLY:
-        quote.billing_period = billing.paris_today(now).strftime("%Y-%m")
+        quote.billing_period = paris_today(now).strftime("%Y-%m")
         db.session.flush()
         billing.grant_quote_credits(quote, actor=actor)
     else:
@@ -436,7 +439,7 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
     _check_decider(actor, organisation)
     if quote.status != QuoteStatus.SENT:
         raise QuoteNotPending()
-    if quote.valid_until is not None and quote.valid_until < billing.paris_today(now):
+    if quote.valid_until is not None and quote.valid_until < paris_today(now):
         raise QuoteExpired()
     target = QuoteStatus.ACCEPTED if kind == DecisionKind.ACCEPTED else QuoteStatus.REFUSED
     # The CGV shown must still be the version in force: checked in the compare-and-set itself, so
@@ -451,17 +454,18 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
         mandate_granted_by_id=organisation.staff_validation_changed_by_id if on_behalf else None,
         mandate_granted_at=organisation.staff_validation_changed_at if on_behalf else None,
         ip=ip, user_agent=(user_agent or "")[:500] or None, reason=reason, created_at=now,
+        actor_role=(actor.staff_role if on_behalf else actor.client_role).value,
     )
     db.session.add(decision)
     db.session.flush()
     audit.record(f"quote.{kind.value}", quote, actor=actor, organisation_id=organisation.id, ip=ip,
                  channel=channel, terms=terms_version.version_label, on_behalf=on_behalf, reason=reason)
     # No lookup of the dedupe key: a quote is decided once (the compare-and-set above).
-    mail.insert_new([{"author_id": quote.created_by_id,
-                      "staff_address": current_app.config["STAFF_NOTIFICATION_EMAIL"],
-                      "template": "quote_decided",
-                      "context": {"quote_id": quote.id, "decision_id": decision.id},
-                      "dedupe_key": f"quote_decided:{quote.id}"}], DECIDED_EMAIL)
+    outbox.insert_new([{"author_id": quote.created_by_id,
+                        "staff_address": current_app.config["STAFF_NOTIFICATION_EMAIL"],
+                        "template": "quote_decided",
+                        "context": {"quote_id": quote.id, "decision_id": decision.id},
+                        "dedupe_key": f"quote_decided:{quote.id}"}], DECIDED_EMAIL)
     return decision
 
 
@@ -484,13 +488,14 @@ def _check_decider(actor: User, organisation: Organisation) -> None:
     if actor.organisation_id != organisation.id or not actor.active:
         raise NotAllowed()
     if actor.client_role not in DECIDING_ROLES:
-        raise NotAllowed("Seul un responsable ou un gestionnaire peut valider ou refuser un devis.")
+        raise DecidingRoleRequired()
 
 
 # The staff email of a decision goes to the quote's author if still active, else to the staff
 # notification address: read by the INSERT itself, not loaded first.
 _ACTIVE_AUTHOR = select(User.email).where(User.id == bindparam("author_id"), User.active).scalar_subquery()
-DECIDED_EMAIL = mail.INSERT_EMAIL.values(recipient=func.coalesce(_ACTIVE_AUTHOR, bindparam("staff_address")))
+DECIDED_EMAIL = outbox.INSERT_EMAIL.values(
+    recipient=func.coalesce(_ACTIVE_AUTHOR, bindparam("staff_address")))
 
 
 # --- Mandate ----------------------------------------------------------------------------------
@@ -501,7 +506,7 @@ def set_mandate(organisation: Organisation, *, allowed: bool, actor: User,
     """Turn the client's mandate for staff validation on or off (its responsable only)."""
     if (actor.kind != UserKind.CLIENT or actor.organisation_id != organisation.id
             or actor.client_role != ClientRole.RESPONSABLE):
-        raise NotAllowed("Seul le responsable de l'organisation peut modifier cette autorisation.")
+        raise MandateChangeNotAllowed()
     organisation.staff_validation_allowed = allowed
     organisation.staff_validation_changed_by_id = actor.id
     organisation.staff_validation_changed_at = now or utcnow()
@@ -528,13 +533,13 @@ def create_request(*, organisation: Organisation, requester: User, items: Iterab
         _check_quantity(quantity)
         request.lines.append(QuoteRequestLine(product=product, quantity=quantity))
     if not request.lines:
-        raise InvalidInput("Choisissez au moins un produit.")
+        raise EmptyRequest()
     db.session.add(request)
     db.session.flush()
     audit.record("request.created", request, actor=requester, organisation_id=organisation.id, ip=ip)
-    mail.enqueue(recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
-                 template="request_received", context={"request_id": request.id},
-                 dedupe_key=f"request_received:{request.id}")
+    outbox.enqueue(recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
+                   template="request_received", context={"request_id": request.id},
+                   dedupe_key=f"request_received:{request.id}")
     return request
 
 
@@ -557,7 +562,7 @@ def decline_request(request: QuoteRequest, *, actor: User, reason: str,
     """Decline a request, with a reason the client will read."""
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("Indiquez le motif du refus de la demande.")
+        raise DeclineReasonMissing()
     _claim_request(request, QuoteRequestStatus.DECLINED, actor=actor, decline_reason=reason)
     audit.record("request.declined", request, actor=actor, organisation_id=request.organisation_id,
                  ip=ip, reason=reason)
@@ -591,7 +596,7 @@ def remind_expiring(*, now: datetime | None = None) -> int:
     gets that one. Returns how many reminders were queued.
     """
     now = now or utcnow()
-    today = billing.paris_today(now)
+    today = paris_today(now)
     candidates = db.session.scalars(
         select(Quote).where(Quote.status == QuoteStatus.SENT, Quote.valid_until >= today,
                             Quote.valid_until <= today + timedelta(days=max(REMINDER_DAYS)))
@@ -602,11 +607,11 @@ def remind_expiring(*, now: datetime | None = None) -> int:
         days = _reminder_due(quote, today)
         if days is not None and quote.recipient is not None and quote.recipient.active:
             due[f"quote_reminder:{quote.id}:{days}"] = (quote, days)
-    for key in mail.queued_keys(due):
+    for key in outbox.queued_keys(due):
         del due[key]
     for key, (quote, days) in due.items():
-        mail.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_reminder",
-                                     dedupe_key=key, context={"days": days}, now=now)
+        outbox.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_reminder",
+                                       dedupe_key=key, context={"days": days}, now=now)
         quote.reminders_sent += 1
     db.session.flush()
     return len(due)
@@ -615,7 +620,7 @@ def remind_expiring(*, now: datetime | None = None) -> int:
 def _reminder_due(quote: Quote, today) -> int | None:
     """The reminder due today for `quote`, as days before its validity date, if any."""
     days_left = (quote.valid_until - today).days
-    sent_on = billing.paris_today(quote.sent_at)
+    sent_on = paris_today(quote.sent_at)
     for days in sorted(REMINDER_DAYS):
         if days_left <= days and (quote.valid_until - sent_on).days > days:
             return days

@@ -3,39 +3,55 @@
 A request's statements normally share one transaction, ended by a ROLLBACK when nothing was
 committed. On PostgreSQL a page that only reads pays for it twice: two round trips (BEGIN and
 ROLLBACK), and psycopg forgets its prepared statements at every ROLLBACK, so each statement of
-every page is parsed and planned again. The GET pages listed here read and never write: there
-they run in autocommit mode, each statement on its own snapshot (each reads what it shows in one
-go), and their prepared statements live on. A write sent from one of them is refused before it
-reaches the database, so that it can never be committed on its own.
+every page is parsed and planned again. A GET view marked `@read_only` reads and never writes: it
+runs in autocommit mode, each statement on its own snapshot (each reads what it shows in one go),
+and its prepared statements live on. A write sent while serving it is refused before it reaches
+the database, so that it can never be committed on its own.
 """
 
 from __future__ import annotations
 
-from flask import Flask, request
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, current_app, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .extensions import db
 
-# The busiest pages. Back office: the home (queues and search), its suggestions, the quote list,
-# an organisation's tabs. Portal: the quote list and page, the invoice list and page, the credits.
-READ_ONLY_ENDPOINTS = frozenset({
-    "admin.index", "admin.suggest", "quote_list.index", "organisation.page",
-    "client.quote_list", "client.quote_page", "client.invoice_list", "client.invoice_page",
-    "client.credits",
-})
-READ_ONLY = "portal_read_only"
+View = TypeVar("View", bound=Callable)
+READ_ONLY = "portal_read_only"  # the connection's execution option while serving such a page
+_MARK = "serves_read_only"
 
 
 class WriteOnReadOnlyPage(RuntimeError):
-    """A statement other than SELECT was sent while serving a page of READ_ONLY_ENDPOINTS."""
+    """A statement other than SELECT was sent while serving a view marked @read_only."""
+
+
+def read_only(view: View) -> View:
+    """Serve this view's GET requests read-only, outside a transaction (see the module). A mark
+    on the function: functools.wraps (client_required, Flask-Admin's wrapping of `@expose`
+    methods) carries it to the view Flask calls, whatever the order of the decorators."""
+    setattr(view, _MARK, True)
+    return view
+
+
+def is_read_only(view: Callable | None) -> bool:
+    """True for a view function (or bound Flask-Admin method) marked @read_only."""
+    return getattr(view, _MARK, False)
+
+
+def read_only_endpoints(app: Flask) -> set[str]:
+    """The endpoints of `app` served read-only."""
+    return {endpoint for endpoint, view in app.view_functions.items() if is_read_only(view)}
 
 
 def begin_read_only_request() -> None:
-    """before_request: the listed GET pages take their connection read-only, in autocommit mode
+    """before_request: a @read_only view's GET takes its connection read-only, in autocommit mode
     but on SQLite, whose driver opens no transaction for reads (and would send a PRAGMA to leave
     autocommit when the connection goes back to the pool)."""
-    if request.method in ("GET", "HEAD") and request.endpoint in READ_ONLY_ENDPOINTS:
+    if request.method in ("GET", "HEAD") and is_read_only(current_app.view_functions.get(request.endpoint)):
         options: dict = {READ_ONLY: True}
         if db.session.get_bind().dialect.name != "sqlite":
             options["isolation_level"] = "AUTOCOMMIT"
@@ -46,7 +62,7 @@ def begin_read_only_request() -> None:
 def _refuse_writes_on_read_only_pages(connection, cursor, statement: str, parameters, context,
                                       executemany: bool) -> None:
     if connection.get_execution_options().get(READ_ONLY) and _writes(statement, context):
-        raise WriteOnReadOnlyPage(f"a page of READ_ONLY_ENDPOINTS sent a write: {statement[:60]}")
+        raise WriteOnReadOnlyPage(f"a @read_only page sent a write: {statement[:60]}")
 
 
 def _writes(statement: str, context) -> bool:

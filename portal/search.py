@@ -9,7 +9,8 @@ from functools import cache
 from sqlalchemy import Row, Select, String, bindparam, column, func, select, table
 
 from .extensions import db
-from .models import ORGANISATION_NAME_SEARCH, Invoice, Organisation, Quote, User
+from .models import Invoice, Organisation, Quote, User
+from .schema_guards import ORGANISATION_NAME_SEARCH
 
 # Numbers have at least five digits (DV-2026-00012), more past 99,999 in a year.
 DOCUMENT_NUMBER = re.compile(r"^(DV|FA|AV)-\d{4}-\d{1,9}(-R\d+)?$", re.IGNORECASE)
@@ -20,7 +21,7 @@ ORGANISATION, QUOTE, INVOICE, USER = (model.__table__ for model in (Organisation
 # What a result shows: a search lists up to 20 organisations, not their 28 columns each.
 HIT_COLUMNS = (ORGANISATION.c.id, ORGANISATION.c.name, ORGANISATION.c.siren, ORGANISATION.c.city,
                ORGANISATION.c.billing_mode)
-# SQLite's FTS5 table of names (see models.ORGANISATION_NAME_SEARCH); rowid is the organisation's id.
+# SQLite's FTS5 table of names (see schema_guards.ORGANISATION_NAME_SEARCH); rowid is the organisation's id.
 NAME_SEARCH = table(ORGANISATION_NAME_SEARCH, column("rowid"), column("name"))
 TRIGRAM = 3
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from .exceptions import DuplicateSubmission, InvalidInput
+from .exceptions import DuplicateSubmission, IncompleteForm
 from .extensions import db
 from .models import SubmittedForm
 
@@ -12,7 +12,7 @@ from .models import SubmittedForm
 def claim(token: str | None) -> None:
     """Record `token`; a second claim (a double submit) raises DuplicateSubmission."""
     if not token or len(token) > 64:
-        raise InvalidInput("Formulaire incomplet : rechargez la page et recommencez.")
+        raise IncompleteForm()
     if db.session.get(SubmittedForm, token) is not None:
         raise DuplicateSubmission()
     try:

@@ -14,14 +14,21 @@ import re
 from email_validator import EmailNotValidError, validate_email
 
 from .exceptions import (
+    FrenchVatKeyMismatch,
     InvalidCountry,
     InvalidEmail,
+    InvalidForeignVatNumber,
+    InvalidFrenchPostalCode,
+    InvalidFrenchVatNumber,
     InvalidPostalCode,
     InvalidSiren,
     InvalidSiret,
     InvalidVatNumber,
+    SirenChecksum,
+    SiretChecksum,
+    SiretOfAnotherSiren,
+    VatNumberOfAnotherSiren,
 )
-from .i18n import lazy_gettext as _l
 
 
 def _codes(text: str) -> frozenset[str]:
@@ -80,8 +87,7 @@ def siren(value: str | None) -> str:
     if not _digits(number, 9):
         raise InvalidSiren()
     if not luhn_valid(number):
-        raise InvalidSiren(_l("SIREN invalide : sa clé de contrôle ne correspond pas ; "
-                              "vérifiez les 9 chiffres."))
+        raise SirenChecksum()
     return number
 
 
@@ -96,11 +102,9 @@ def siret(value: str | None, *, siren_number: str | None = None) -> str:
     else:
         valid = luhn_valid(number)
     if not valid or not luhn_valid(number[:9]):
-        raise InvalidSiret(_l("SIRET invalide : sa clé de contrôle ne correspond pas ; "
-                              "vérifiez les 14 chiffres."))
+        raise SiretChecksum()
     if siren_number and number[:9] != siren_number:
-        raise InvalidSiret(_l("Le SIRET doit commencer par le SIREN de l'organisation (%(siren)s)."),
-                           siren=siren_number)
+        raise SiretOfAnotherSiren(siren=siren_number)
     return number
 
 
@@ -118,20 +122,16 @@ def vat_number(value: str | None, *, siren_number: str | None = None) -> str:
         raise InvalidVatNumber()
     if prefix != "FR":
         if not _OTHER_VAT.fullmatch(number):
-            raise InvalidVatNumber(_l("Numéro de TVA invalide : après le code pays %(prefix)s, "
-                                      "2 à 12 chiffres ou lettres."), prefix=prefix)
+            raise InvalidForeignVatNumber(prefix=prefix)
         return number
     match = _FRENCH_VAT.fullmatch(number)
     if not match:
-        raise InvalidVatNumber(_l("Numéro de TVA français invalide : FR, une clé de 2 chiffres puis "
-                                  "les 9 chiffres du SIREN, par exemple FR44732829320."))
+        raise InvalidFrenchVatNumber()
     embedded = match["siren"]
     if not luhn_valid(embedded) or match["key"] != french_vat_key(embedded):
-        raise InvalidVatNumber(_l("Numéro de TVA français invalide : sa clé ne correspond pas au "
-                                  "SIREN %(siren)s."), siren=embedded)
+        raise FrenchVatKeyMismatch(siren=embedded)
     if siren_number and embedded != siren_number:
-        raise InvalidVatNumber(_l("Le numéro de TVA ne correspond pas au SIREN de l'organisation "
-                                  "(%(siren)s)."), siren=siren_number)
+        raise VatNumberOfAnotherSiren(siren=siren_number)
     return number
 
 
@@ -150,7 +150,7 @@ def postal_code(value: str | None, *, country_code: str | None = "FR") -> str:
     if country_code in FIVE_DIGIT_POSTAL_CODES:
         code = code.replace(" ", "")
         if not _digits(code, 5):
-            raise InvalidPostalCode(_l("Le code postal compte 5 chiffres en France, par exemple 69001."))
+            raise InvalidFrenchPostalCode()
         return code
     if len(code) > 10 or not code.isascii() or not _POSTAL_CODE.fullmatch(code):
         raise InvalidPostalCode()

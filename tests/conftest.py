@@ -62,7 +62,7 @@ def app_ctx(app, _schema):
         yield
         db.session.remove()
         _empty_database()
-        fragments.LINE_TABLES.clear()  # the next test's quote 1 is another quote
+        app.extensions[fragments.CACHE].clear()  # the next test's quote 1 is another quote
 
 
 def _empty_database() -> None:

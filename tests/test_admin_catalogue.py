@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select
 
-from portal import quotes
 from portal.extensions import db
 from portal.models import AuditEvent, ClientRole, Product, StaffRole, TermsVersion
+from portal.seller import current_terms
 
 from .web import csrf_token, page_text, post_form, queries_of_get, sign_in
 
@@ -140,7 +140,7 @@ def test_write_then_publish_a_cgv_version(staff_client):
                          {"version_label": "2026-01", "body": "Article 1 : objet."})
     assert response.status_code == 302
     terms = db.session.scalar(select(TermsVersion))
-    assert terms.published_at is None and quotes.current_terms() is None
+    assert terms.published_at is None and current_terms() is None
     assert "Brouillon" in page_text(staff_client.get("/admin/cgv/"))
 
     confirm_page = page_text(staff_client.get(f"/admin/cgv/{terms.id}/publier"))
@@ -148,7 +148,7 @@ def test_write_then_publish_a_cgv_version(staff_client):
     response = post_form(staff_client, f"/admin/cgv/{terms.id}/publier", {"confirm": "y"})
     assert response.status_code == 302
     db.session.expire_all()
-    assert quotes.current_terms().id == terms.id and terms.sha256
+    assert current_terms().id == terms.id and terms.sha256
     assert "En vigueur" in page_text(staff_client.get("/admin/cgv/"))
 
 
@@ -222,7 +222,7 @@ def test_the_sales_role_reads_the_cgv_but_cannot_write_edit_or_publish_them(sale
     }
     assert {name: response.status_code for name, response in refused.items()} == dict.fromkeys(refused, 403)
     db.session.expire_all()
-    assert _count(TermsVersion) == 2 and quotes.current_terms().id == current.id
+    assert _count(TermsVersion) == 2 and current_terms().id == current.id
     assert db.session.get(TermsVersion, draft.id).body == "Article 1 : projet."
     # The admin still sees every action.
     admin_listing = page_text(staff_client.get("/admin/cgv/"))

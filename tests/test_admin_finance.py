@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from portal import billing, monthly, quotes
+from portal.dates import paris_today
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -19,6 +20,7 @@ from portal.models import (
     Payment,
     PaymentProvider,
 )
+from portal.seller import seller_settings
 
 from .web import csrf_token, page_text, post_form, queries_of_get, sign_in
 
@@ -292,7 +294,7 @@ def test_the_monthly_close_needs_the_confirmation(staff_client, monthly_quotes):
 
 @pytest.mark.parametrize("which", ["current", "future", "garbage"])
 def test_a_period_not_over_is_refused_and_nothing_is_done(staff_client, monthly_quotes, which):
-    today = billing.paris_today()
+    today = paris_today()
     period = {"current": today.strftime("%Y-%m"),
               "future": (today.replace(day=1) + timedelta(days=40)).strftime("%Y-%m"),
               "garbage": "2026-13"}[which]
@@ -307,7 +309,7 @@ def test_a_period_not_over_is_refused_and_nothing_is_done(staff_client, monthly_
 
 def test_failures_are_reported_by_organisation(staff_client, monthly_quotes):
     period, org, _accepted = monthly_quotes
-    settings = billing.seller_settings()
+    settings = seller_settings()
     settings.siren = ""  # invoices cannot be issued without the seller's SIREN
     db.session.commit()
     response = post_form(staff_client, "/admin/cloture-mensuelle/executer",

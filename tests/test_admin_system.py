@@ -9,7 +9,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from portal import accounts, auth, mail
+from portal import accounts, auth, outbox
+from portal.delivery import emails
 from portal.exceptions import AdminRequired, InvalidInput, NotAllowed
 from portal.extensions import db
 from portal.models import (
@@ -124,7 +125,7 @@ def test_invite_a_client_user(staff_client, world):
     assert email.recipient == user.email
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "user.invited"))
     assert event.actor_id == world["admin"].id and event.organisation_id == org.id
-    rendered = mail.render(email)
+    rendered = emails.render(email)
     raw = INVITATION_LINK.search(rendered.text).group(1)
     assert INVITATION_LINK.search(rendered.html).group(1) == raw
     assert auth.hash_token(raw) == token.token_hash
@@ -242,7 +243,7 @@ def test_the_email_list_and_the_preview_with_the_personal_link_masked(staff_clie
     html = page_text(staff_client.get("/admin/emails/"))
     assert email.recipient in html and "Devis envoyé" in html
     assert '<span class="badge badge-email-pending">En attente</span>' in html
-    raw = auth.raw_token_from_seed(email.context[mail.LINK_SEED])
+    raw = auth.raw_token_from_seed(email.context[outbox.LINK_SEED])
     details = page_text(staff_client.get(f"/admin/emails/details/?id={email.id}"))
     assert world["quote"].reference in details and "lien personnel masqué" in details
     assert raw not in details and "Renvoyer" not in details

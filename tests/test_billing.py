@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from portal import billing, quotes
+from portal import billing, dates, money, quotes, seller
 from portal.exceptions import (
     InsufficientCredits,
     InvalidInput,
@@ -210,7 +210,7 @@ def test_pdf_may_be_stored_once(make):
 
 def test_incomplete_seller_settings_refuse_to_issue_naming_the_field(make):
     world = make.world()
-    settings = billing.seller_settings()
+    settings = seller.seller_settings()
     settings.siren = ""
     settings.share_capital = ""
     with pytest.raises(SellerSettingsIncomplete) as caught:
@@ -271,20 +271,20 @@ def test_one_invoice_per_quote_is_enforced_by_the_database(make):
 
 
 def test_amount_formatting_is_french():
-    assert billing.format_amount(123456789) == "1\u202f234\u202f567,89\u00a0€"
-    assert billing.format_amount(5) == "0,05\u00a0€"
+    assert money.format_amount(123456789) == "1\u202f234\u202f567,89\u00a0€"
+    assert money.format_amount(5) == "0,05\u00a0€"
 
 
 def test_vat_is_rounded_half_up_per_line():
-    assert billing.vat_cents(1, 2000) == 0  # 0,2 cent
-    assert billing.vat_cents(3, 2000) == 1  # 0,6 cent
-    assert billing.vat_cents(25, 2000) == 5
-    assert billing.vat_cents(999, 550) == 55  # 54,945 cents
+    assert money.vat_cents(1, 2000) == 0  # 0,2 cent
+    assert money.vat_cents(3, 2000) == 1  # 0,6 cent
+    assert money.vat_cents(25, 2000) == 5
+    assert money.vat_cents(999, 550) == 55  # 54,945 cents
 
 
 def test_paris_dates():
-    assert str(billing.paris_today(datetime(2026, 12, 31, 23, 30))) == "2027-01-01"
-    assert str(billing.paris_today(datetime(2026, 7, 31, 21, 59))) == "2026-07-31"
+    assert str(dates.paris_today(datetime(2026, 12, 31, 23, 30))) == "2027-01-01"
+    assert str(dates.paris_today(datetime(2026, 7, 31, 21, 59))) == "2026-07-31"
 
 
 def test_a_stored_pdf_is_never_replaced_even_unloaded_or_by_plain_sql(make):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from portal import auth, monthly, quotes
+from portal import auth, monthly, quotes, seller
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -49,7 +49,7 @@ def test_demo_load_is_complete_and_idempotent(runner):
     products = db.session.scalars(select(Product)).all()
     assert sum(not p.published for p in products) == 2
     assert sum(p.credits_per_unit > 0 for p in products) >= 2
-    assert quotes.current_terms() is not None
+    assert seller.current_terms() is not None
     assert monthly.pending_organisation_ids(monthly.previous_period()) != []
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import func, select, text
 
 from portal import billing, create_app, monthly, quotes
 from portal.config import TestConfig
+from portal.dates import paris_today, period_bounds
 from portal.exceptions import InsufficientCredits, PaymentMismatch, QuoteNotPending
 from portal.extensions import db
 from portal.models import (
@@ -218,7 +219,7 @@ def row_lock(sql: str, **params):
 
 
 def fa(value: int, year: int | None = None) -> str:
-    return f"FA-{year or billing.paris_today().year}-{value:05d}"
+    return f"FA-{year or paris_today().year}-{value:05d}"
 
 
 def invoice_numbers() -> list[str]:
@@ -256,7 +257,7 @@ def monthly_world(organisations: int, quotes_per_organisation: int = 2):
     no close of last month may bill); committed. Returns (period, org ids, quote ids, late id)."""
     period = monthly.previous_period()
     accepted_at = datetime.combine(
-        monthly.period_bounds(period)[0] + timedelta(days=14), datetime.min.time()
+        period_bounds(period)[0] + timedelta(days=14), datetime.min.time()
     ) + timedelta(hours=10)
     if db.session.get(SellerSettings, 1) is None:
         factories.seller_settings()
@@ -308,7 +309,7 @@ def assert_billed_once(period: str, org_ids: list[int], quote_ids: list[int], la
     assert db.session.get(Quote, late_id).monthly_invoice_id is None
     assert lines[late_id] == 0
     assert numbers == [fa(n) for n in range(1, len(org_ids) + 1)]
-    assert db.session.get(NumberCounter, ("FA", billing.paris_today().year)).last_value == len(org_ids)
+    assert db.session.get(NumberCounter, ("FA", paris_today().year)).last_value == len(org_ids)
 
 
 # --- 1. Twenty simultaneous acceptances -------------------------------------------------------
@@ -391,7 +392,7 @@ def test_two_hundred_invoices_from_eight_workers_are_numbered_without_gap_or_dup
         assert worker.result == sorted(worker.result)  # each worker's numbers only go up
     assert sorted(number for worker in workers for number in worker.result) == expected
     assert invoice_numbers() == expected
-    assert db.session.get(NumberCounter, ("FA", billing.paris_today().year)).last_value == 200
+    assert db.session.get(NumberCounter, ("FA", paris_today().year)).last_value == 200
     accepted = [quote_id for batch in quote_ids for quote_id in batch]
     assert count(Invoice, Invoice.quote_id.in_(accepted)) == 100
 
@@ -414,7 +415,7 @@ def test_number_taken_by_a_failed_transaction_is_not_consumed(counter_exists):
         raise Injected("crash after issue_invoice")
     db.session.rollback()
     with pytest.raises(Injected):
-        assert billing.next_number("FA", billing.paris_today().year) == fa(taken)
+        assert billing.next_number("FA", paris_today().year) == fa(taken)
         raise Injected("crash after next_number")
     db.session.rollback()
 

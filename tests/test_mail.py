@@ -17,7 +17,8 @@ import pytest
 from flask_babel import format_date
 from sqlalchemy import func, select
 
-from portal import auth, billing, mail, monthly, quotes
+from portal import auth, billing, monthly, outbox, quotes
+from portal.delivery import emails, worker
 from portal.exceptions import EmailNotRetryable
 from portal.extensions import db
 from portal.models import (
@@ -33,6 +34,7 @@ from portal.models import (
     PaymentProvider,
     utcnow,
 )
+from portal.money import format_amount
 from portal.quotes import LineInput
 
 LINK = re.compile(r"https?://[^\s\"<>]+/lien/([A-Za-z0-9_-]+)")
@@ -67,7 +69,7 @@ def test_quote_email_reaches_its_recipient_in_french_with_text_html_and_link(
     user.full_name = "Zoé Lefèvre"
     db.session.commit()
 
-    result = mail.send_pending()
+    result = worker.send_pending()
 
     assert (result.sent, result.retried, result.failed) == (1, 0, 0)
     [received] = _to(smtp_server, user.email)
@@ -84,7 +86,7 @@ def test_quote_email_reaches_its_recipient_in_french_with_text_html_and_link(
     for body in (text, html):
         assert "Bonjour Zoé Lefèvre," in body
         assert quote.reference in body
-        assert billing.format_amount(quote.total_ttc_cents) in body
+        assert format_amount(quote.total_ttc_cents) in body
         assert format_date(quote.valid_until, "long") in body
         assert "Conditions Générales de Vente" in body
         assert "Voir le devis" in body
@@ -105,7 +107,7 @@ def test_links_come_from_the_configuration_never_from_the_request(app, make, mon
     world = make.world()
     db.session.commit()
     with app.test_request_context("/", base_url="http://attaquant.example"):
-        rendered = mail.render(_rows("quote_sent")[0])
+        rendered = emails.render(_rows("quote_sent")[0])
     assert "attaquant" not in rendered.text + rendered.html
     assert f"https://devis.vendeur.example/clients/devis/{world['quote'].id}" in rendered.text
     assert LINK.search(rendered.text).group(0).startswith("https://devis.vendeur.example/clients/lien/")
@@ -140,7 +142,7 @@ def test_every_template_is_delivered_in_french_with_both_parts(app, make, smtp_s
     assert quotes.remind_expiring(now=SENT_AT + timedelta(days=23)) == 1
     db.session.commit()
 
-    result = mail.send_pending()
+    result = worker.send_pending()
 
     assert (result.retried, result.failed) == (0, 0)
     assert result.sent == len(_rows()) == len(smtp_server.messages)
@@ -176,7 +178,7 @@ def test_long_lines_and_accents_survive_the_trip(app, make, smtp_server):
                           items=[(make.product().id, 1)], message=message)
     db.session.commit()
 
-    assert mail.send_pending().sent == 2
+    assert worker.send_pending().sent == 2
 
     [received] = _to(smtp_server, app.config["STAFF_NOTIFICATION_EMAIL"])
     assert max(len(line) for line in received.raw.splitlines()) <= 998
@@ -193,21 +195,21 @@ def test_smtp_outage_is_retried_with_backoff_and_delivered_exactly_once(make, sm
     smtp_server.stop()
     start = utcnow()
 
-    first = mail.send_pending(now=start)
+    first = worker.send_pending(now=start)
 
     assert (first.sent, first.retried, first.failed) == (0, 1, 0)
     [email] = _rows()
     assert (email.status, email.attempts) == (OutboxStatus.PENDING, 1)
     assert "ConnectionRefusedError" in email.last_error
     assert email.next_attempt_at == start + timedelta(seconds=60)
-    assert mail.send_pending(now=start + timedelta(seconds=30)).attempted == 0  # backing off
-    assert mail.send_pending(now=start + timedelta(seconds=61)).retried == 1
+    assert worker.send_pending(now=start + timedelta(seconds=30)).attempted == 0  # backing off
+    assert worker.send_pending(now=start + timedelta(seconds=61)).retried == 1
     db.session.refresh(email)
     assert email.next_attempt_at == start + timedelta(seconds=61 + 120)
 
     smtp_server.start()
-    assert mail.send_pending(now=start + timedelta(minutes=10)).sent == 1
-    assert mail.send_pending(now=start + timedelta(days=30)).attempted == 0
+    assert worker.send_pending(now=start + timedelta(minutes=10)).sent == 1
+    assert worker.send_pending(now=start + timedelta(days=30)).attempted == 0
 
     assert len(smtp_server.messages) == 1
     db.session.refresh(email)
@@ -221,15 +223,15 @@ def test_after_max_attempts_an_email_fails_until_staff_requeue_it(app, make, smt
     smtp_server.stop()
     moment = utcnow()
     for _ in range(3):
-        mail.send_pending(now=moment)
+        worker.send_pending(now=moment)
         moment += timedelta(hours=7)
     [email] = _rows()
     assert (email.status, email.attempts) == (OutboxStatus.FAILED, 3)
     assert email.last_error
-    assert mail.send_pending(now=moment + timedelta(days=1)).attempted == 0
+    assert worker.send_pending(now=moment + timedelta(days=1)).attempted == 0
     first_token_id = email.context["login_token_id"]
 
-    mail.retry_failed(email.id, actor=world["admin"])
+    outbox.retry_failed(email.id, actor=world["admin"])
     db.session.commit()
 
     db.session.refresh(email)
@@ -239,12 +241,12 @@ def test_after_max_attempts_an_email_fails_until_staff_requeue_it(app, make, smt
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)
                              .where(AuditEvent.action == "email.retried")) == 1
     smtp_server.start()
-    assert mail.send_pending().sent == 1
+    assert worker.send_pending().sent == 1
     [received] = smtp_server.messages
     raw = LINK.search(received.part("text/plain")).group(1)
     assert auth.consume_magic_link(raw, quote_id=world["quote"].id) == world["users"][ClientRole.GESTIONNAIRE]
     with pytest.raises(EmailNotRetryable):
-        mail.retry_failed(email.id)
+        outbox.retry_failed(email.id)
 
 
 def test_refused_or_invalid_addresses_fail_alone_and_the_others_go(app, make, smtp_server):
@@ -258,10 +260,10 @@ def test_refused_or_invalid_addresses_fail_alone_and_the_others_go(app, make, sm
                                    ("invalid", "pas une adresse", "request_received"),
                                    ("unknown", "equipe@example.test", "no_such_template"),
                                    ("after", "apres@example.test", "request_received")]:
-        mail.enqueue(recipient=address, template=template, context=context, dedupe_key=f"test:{key}")
+        outbox.enqueue(recipient=address, template=template, context=context, dedupe_key=f"test:{key}")
     db.session.commit()
 
-    result = mail.send_pending()
+    result = worker.send_pending()
 
     assert (result.sent, result.retried, result.failed) == (3, 0, 3)
     rows = {email.dedupe_key: email for email in _rows()}
@@ -279,7 +281,7 @@ def test_a_rolled_back_action_sends_nothing(make, smtp_server):
     make.world()
     db.session.rollback()
 
-    assert mail.send_pending().attempted == 0
+    assert worker.send_pending().attempted == 0
     assert smtp_server.messages == []
     assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
     assert db.session.scalar(select(func.count()).select_from(LoginToken)) == 0
@@ -289,10 +291,10 @@ def test_a_worker_that_died_after_claiming_leaves_the_email_to_the_next_one(make
     make.world()
     db.session.commit()
     moment = utcnow()
-    assert mail._claim_next(moment) is not None  # claimed and committed, then the worker died
+    assert worker._claim_next(moment) is not None  # claimed and committed, then the worker died
 
-    assert mail.send_pending(now=moment).attempted == 0
-    assert mail.send_pending(now=moment + mail.CLAIM_LEASE + timedelta(seconds=1)).sent == 1
+    assert worker.send_pending(now=moment).attempted == 0
+    assert worker.send_pending(now=moment + worker.CLAIM_LEASE + timedelta(seconds=1)).sent == 1
     assert len(smtp_server.messages) == 1
 
 
@@ -302,10 +304,10 @@ def test_an_email_whose_workers_keep_dying_ends_failed(app, make, smtp_server, m
     db.session.commit()
     moment = utcnow()
     for _ in range(3):  # three workers claimed it and died before concluding
-        assert mail._claim_next(moment) is not None
-        moment += mail.CLAIM_LEASE + timedelta(seconds=1)
+        assert worker._claim_next(moment) is not None
+        moment += worker.CLAIM_LEASE + timedelta(seconds=1)
 
-    assert mail.send_pending(now=moment).failed == 1
+    assert worker.send_pending(now=moment).failed == 1
 
     [email] = _rows()
     assert email.status == OutboxStatus.FAILED
@@ -319,7 +321,7 @@ def test_without_mail_server_messages_become_eml_files(app, make, monkeypatch, t
     world = make.world()
     db.session.commit()
 
-    assert mail.send_pending().sent == 1
+    assert worker.send_pending().sent == 1
 
     [path] = list((tmp_path / "mail").iterdir())
     assert path.suffix == ".eml"
@@ -400,7 +402,7 @@ def test_reminders_go_seven_days_and_one_day_before_expiry_once_each(make, smtp_
     assert {email.dedupe_key for email in _rows("quote_reminder")} == {
         f"quote_reminder:{quote.id}:7", f"quote_reminder:{quote.id}:1"}
     assert quote.reminders_sent == 2
-    mail.send_pending()
+    worker.send_pending()
     reminders = [r for r in _to(smtp_server, manager.email) if _template_of(r) == "quote_reminder"]
     assert len(reminders) == 2
     original = next(r for r in _to(smtp_server, manager.email)
@@ -470,7 +472,7 @@ def test_quote_and_invoice_emails_carry_their_pdf(make, smtp_server):
                   terms_version=world["terms"], channel=Channel.PORTAL)
     invoice = db.session.scalar(select(Invoice))
     db.session.commit()
-    mail.send_pending()
+    worker.send_pending()
     by_template = {_template_of(received): received for received in smtp_server.messages}
     quote_pdfs = _pdf_attachments(by_template["quote_sent"])
     assert list(quote_pdfs) == [f"{world['quote'].reference}.pdf"]

@@ -10,7 +10,8 @@ import threading
 
 from sqlalchemy import select, text
 
-from portal import auth, mail, quotes
+from portal import auth, outbox, quotes
+from portal.delivery import worker
 from portal.exceptions import MagicLinkUsed
 from portal.extensions import db
 from portal.models import ClientRole, OutboxEmail, OutboxStatus
@@ -24,8 +25,8 @@ def _queue(make, count: int) -> list[int]:
     request = quotes.create_request(organisation=org, requester=make.client_user(org, ClientRole.MEMBRE),
                                     items=[(make.product().id, 1)])
     for n in range(count - 1):
-        mail.enqueue(recipient=f"destinataire{n}@example.test", template="request_received",
-                     context={"request_id": request.id}, dedupe_key=f"test:{n}")
+        outbox.enqueue(recipient=f"destinataire{n}@example.test", template="request_received",
+                       context={"request_id": request.id}, dedupe_key=f"test:{n}")
     db.session.commit()
     return list(db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)))
 
@@ -55,7 +56,7 @@ def test_two_workers_send_each_message_exactly_once(app, make, smtp_server):
     smtp_server.handler.delay = 0.01  # slow enough for the workers to interleave
     ids = _queue(make, EMAILS)
 
-    results, errors = _in_threads(app, lambda: mail.send_pending(limit=1000), WORKERS)
+    results, errors = _in_threads(app, lambda: worker.send_pending(limit=1000), WORKERS)
 
     assert errors == []
     assert sum(result.sent for result in results) == EMAILS
@@ -72,14 +73,14 @@ def test_a_row_locked_by_another_worker_is_skipped_not_waited_for(app, make, smt
     with db.engine.connect() as other:
         transaction = other.begin()
         other.execute(text("SELECT id FROM outbox_email WHERE id = :id FOR UPDATE"), {"id": ids[0]})
-        results, errors = _in_threads(app, mail.send_pending, 1, timeout=20)
+        results, errors = _in_threads(app, worker.send_pending, 1, timeout=20)
         transaction.rollback()
 
     assert errors == []
     assert results[0].sent == 2
     locked = db.session.get(OutboxEmail, ids[0])
     assert (locked.status, locked.attempts) == (OutboxStatus.PENDING, 0)
-    assert mail.send_pending().sent == 1
+    assert worker.send_pending().sent == 1
     assert len(smtp_server.messages) == 3
 
 

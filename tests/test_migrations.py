@@ -12,12 +12,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, inspect, make_url, text
+from sqlalchemy.exc import DatabaseError
 
 from portal import create_app
 from portal.config import TestConfig
 from portal.extensions import db
-from portal.models import ORGANISATION_NAME_SEARCH, built_on, compared_by_name, index_names
+from portal.schema_guards import (
+    ORGANISATION_NAME_SEARCH,
+    built_on,
+    compared_by_name,
+    index_names,
+    trigger_definitions,
+)
 
 from .conftest import IS_POSTGRES
 
@@ -25,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def _empty_database(tmp_path):
+def _empty_database(tmp_path, name: str = "migrated"):
     """A brand-new empty database of the suite's kind; dropped afterwards."""
     if not IS_POSTGRES:
-        yield f"sqlite:///{tmp_path / 'migrated.db'}"
+        yield f"sqlite:///{tmp_path / f'{name}.db'}"
         return
     base = make_url(os.environ["TEST_DATABASE_URL"])
     name = f"portal_migrations_{uuid.uuid4().hex[:8]}"
@@ -48,14 +55,8 @@ def _empty_database(tmp_path):
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_upgrade_from_empty_matches_the_models(tmp_path):
     with _empty_database(tmp_path) as url:
-        # The real command, in its own process, as `make run` and deployments use it.
-        result = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-            env={**os.environ, "DATABASE_URL": url}, cwd=ROOT, capture_output=True, text=True,
-        )
-        assert result.returncode == 0, result.stderr
-        config = type("MigrationConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url})
-        app = create_app(config)
+        _flask_db(url, "upgrade")
+        app = create_app(_config(url))
         with app.app_context():
             with db.engine.connect() as connection:
                 context = MigrationContext.configure(connection, opts={
@@ -69,6 +70,80 @@ def test_upgrade_from_empty_matches_the_models(tmp_path):
                 assert (("ix_organisation_lower_name" in index_names(connection, "organisation"))
                         == (connection.dialect.name == "sqlite"))
             db.engine.dispose()
+
+
+def _flask_db(url: str, *arguments: str) -> None:
+    """`flask db …` on `url`: the real command, in its own process, as `make run` and deployments use it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", *arguments],
+        env={**os.environ, "DATABASE_URL": url}, cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _config(url: str):
+    return type("MigrationConfig", (TestConfig,), {"SQLALCHEMY_DATABASE_URI": url})
+
+
+def _triggers(url: str, *, create_all: bool = False) -> dict[str, str]:
+    """The database's triggers by name (with their definitions); `create_all` builds the schema
+    from the models first, as the tests' own databases are built."""
+    app = create_app(_config(url))
+    with app.app_context():
+        if create_all:
+            db.create_all()
+        with db.engine.connect() as connection:
+            triggers = trigger_definitions(connection)
+        db.engine.dispose()
+    return triggers
+
+
+EVIDENCE_TABLES = ("audit_event", "decision", "credit_entry", "terms_version")
+EVIDENCE_TRIGGERS = {
+    "sqlite": {f"{table}_no_{operation}" for table in EVIDENCE_TABLES for operation in ("update", "delete")},
+    "postgresql": {f"{table}_guard" for table in EVIDENCE_TABLES},
+}
+
+
+def test_upgrade_from_empty_builds_the_models_triggers_and_they_refuse(tmp_path):
+    """Alembic compares no triggers: these are compared here, name and definition, with the ones
+    the models' schema gets (create_all); the evidence triggers refuse on the migrated database,
+    and downgrading 0006 takes them and decision.actor_role away."""
+    dialect = "postgresql" if IS_POSTGRES else "sqlite"
+    with _empty_database(tmp_path) as url, _empty_database(tmp_path, "created") as created_url:
+        _flask_db(url, "upgrade")
+        migrated = _triggers(url)
+        assert migrated == _triggers(created_url, create_all=True)
+        assert EVIDENCE_TRIGGERS[dialect] <= set(migrated)
+
+        engine = create_engine(url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("INSERT INTO audit_event (action, object_type, details, created_at) "
+                                        "VALUES ('test', 'test', '{}', CURRENT_TIMESTAMP)"))
+                connection.execute(text("INSERT INTO terms_version (version_label, body, created_at) "
+                                        "VALUES ('v1', 'CGV', CURRENT_TIMESTAMP)"))
+                # Publishing a draft is an UPDATE, and allowed.
+                connection.execute(text("UPDATE terms_version SET published_at = CURRENT_TIMESTAMP"))
+            for statement in ("UPDATE audit_event SET action = 'forged'", "DELETE FROM audit_event",
+                              "UPDATE terms_version SET body = 'forged'", "DELETE FROM terms_version"):
+                with pytest.raises(DatabaseError, match="never"), engine.begin() as connection:
+                    connection.execute(text(statement))
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT action FROM audit_event")).scalars().all() == ["test"]
+                assert connection.execute(text("SELECT body FROM terms_version")).scalars().all() == ["CGV"]
+        finally:
+            engine.dispose()
+
+        _flask_db(url, "downgrade", "0005")
+        assert not EVIDENCE_TRIGGERS[dialect] & set(_triggers(url))
+        engine = create_engine(url)
+        try:
+            assert "actor_role" not in {column["name"] for column in inspect(engine).get_columns("decision")}
+        finally:
+            engine.dispose()
+        _flask_db(url, "upgrade")
+        assert _triggers(url) == migrated
 
 
 def _name_search_triggers(connection) -> int:

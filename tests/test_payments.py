@@ -19,7 +19,8 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
-from portal import billing, mail, quotes
+from portal import billing, quotes
+from portal.delivery.emails import render
 from portal.extensions import db
 from portal.models import (
     AuditEvent,
@@ -36,6 +37,7 @@ from portal.models import (
     ProcessedStripeEvent,
     StripePaymentIntent,
 )
+from portal.seller import current_terms
 
 from .stripe_server import CARD_CHARGE_DECLINED, CARD_DECLINED
 from .web import page_text, sign_in_client
@@ -565,7 +567,7 @@ def test_an_amount_or_currency_that_does_not_match_is_flagged_never_recorded(
     assert audit.details["invoice"] == invoice.number
     alert = db.session.scalar(select(OutboxEmail).where(OutboxEmail.template == "payment_flagged"))
     assert alert.recipient == "commercial@portail-devis.fr"
-    rendered = mail.render(alert)
+    rendered = render(alert)
     assert rendered.subject == f"Paiement par carte à vérifier (facture {invoice.number})"
     assert "le montant ou la devise diffère de la facture" in rendered.text and intent_id in rendered.html
     text = page_text(return_page(payer, invoice, intent_id))
@@ -619,7 +621,7 @@ def test_paying_is_refused_for_paid_cancelled_foreign_invoices_and_membres(clien
     assert "n'est pas à régler" in page_text(client.get(f"{P}/factures/{invoice.id}/payer",
                                                         follow_redirects=True))
     third = make.sent_quote(world["org"], actor=world["admin"], recipient=world["payer"])
-    quotes.accept(third, actor=world["payer"], terms_version=quotes.current_terms(), channel=Channel.PORTAL)
+    quotes.accept(third, actor=world["payer"], terms_version=current_terms(), channel=Channel.PORTAL)
     cancelled = db.session.scalar(select(Invoice).where(Invoice.quote_id == third.id))
     billing.issue_credit_note(cancelled, actor=world["admin"], reason="Erreur de commande")
     db.session.commit()

@@ -8,7 +8,6 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
-from flask import template_rendered
 from sqlalchemy import func, select
 
 from portal import quotes
@@ -103,27 +102,19 @@ def test_a_sent_quotes_line_table_is_rendered_once_per_locale(client, world):
     assert "Item" in _line_table(english) and "Désignation" not in _line_table(english)
 
 
-def test_a_sent_quotes_page_is_rendered_once_per_role_with_each_visitors_token(app, client, world,
-                                                                               monkeypatch):
-    """The page's content is kept per role and CGV version while the quote is sent and valid: a
-    membre never gets a gestionnaire's decision form, the form's token is each visitor's own, and
-    an expired or decided quote is not shown from the kept page."""
+def test_a_sent_quotes_page_follows_the_visitors_role_and_the_quotes_state(app, client, world,
+                                                                            monkeypatch):
+    """A membre never gets a gestionnaire's decision form, the form's token is each visitor's own,
+    and an expired or decided quote shows no form (the line table, kept, is the same)."""
     quote = world["quote"]
     url = f"{P}/devis/{quote.id}"
-    rendered = []
-
-    def note(sender, template, context, **extra):
-        rendered.append(template.name)
-
-    template_rendered.connect(note, app)
     decider, reader = app.test_client(), app.test_client()  # IsolatedClients: a browser each
     sign_in_client(decider, world["users"][ClientRole.GESTIONNAIRE])
     sign_in_client(reader, world["users"][ClientRole.MEMBRE])
     decider.get(url)
-    rendered.clear()
     again = decider.get(url).get_data(as_text=True)
     read = reader.get(url).get_data(as_text=True)
-    assert rendered.count("client/_quote_body.html") == 1  # the membre's only
+    assert csrf_from(again) != csrf_from(read)
     assert 'value="valider"' in again and 'value="valider"' not in read
     assert "Seuls le responsable et les gestionnaires" in read
 
@@ -137,22 +128,6 @@ def test_a_sent_quotes_page_is_rendered_once_per_role_with_each_visitors_token(a
     assert response.status_code == 302 and _count(Decision) == 1
     decided = decider.get(url).get_data(as_text=True)
     assert "Validé le" in decided and 'value="valider"' not in decided
-
-
-def test_text_typed_like_a_slot_is_shown_as_typed(client, world):
-    """Cached fragments keep slots for each visitor's CSRF token and organisation name: a quote
-    title or a name written like one stays text."""
-    typed = "\ue001csrf_token\ue001 \ue000csrf-token\ue000 \ue001organisation_name\ue001"
-    world["quote"].title = typed
-    world["org"].name = f"ACME {typed}"
-    db.session.commit()
-    sign_in_client(client, world["users"][ClientRole.GESTIONNAIRE])
-    url = f"{P}/devis/{world['quote'].id}"
-    client.get(url)
-    page = client.get(url).get_data(as_text=True)  # from the cached fragments
-    token = csrf_from(page)
-    assert f"<strong>{typed}</strong>" in page and f"ACME {typed}" in page
-    assert page.count(token) == 2  # the decision form's and the sign-out form's, nowhere else
 
 
 def test_valider_without_the_checkbox_changes_nothing(client, world):
@@ -358,8 +333,7 @@ def test_quote_pdf_download(client, world):
 
 
 def test_the_navigation_shows_each_client_its_own_organisation_and_signs_it_out(app, client, world, make):
-    """The navigation is rendered once per role: the organisation's name (escaped) and the sign-out
-    form's CSRF token are each client's own."""
+    """The organisation's name (escaped) and the sign-out form's CSRF token are each client's own."""
     other_org = make.organisation(name="Dupont & <Fils>")
     other = make.client_user(other_org, ClientRole.GESTIONNAIRE)
     db.session.commit()

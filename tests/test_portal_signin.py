@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal import auth, mail
+from portal import auth, outbox
+from portal.delivery import emails
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -37,7 +38,7 @@ def _link_from_outbox(template: str = "quote_sent") -> str:
     """The magic link as the recipient reads it in the rendered email."""
     row = db.session.scalars(select(OutboxEmail).where(OutboxEmail.template == template)
                              .order_by(OutboxEmail.id.desc())).first()
-    return LINK.search(mail.render(row).text).group(1)
+    return LINK.search(emails.render(row).text).group(1)
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_login_link_request_answers_the_same_either_way(client, world, known):
 
 def test_login_link_signs_in_once(client, world):
     member = world["users"][ClientRole.MEMBRE]
-    mail.enqueue_login_link(member)
+    outbox.enqueue_login_link(member)
     db.session.commit()
     token = _link_from_outbox("login_link")
     landing = client.get(f"{P}/lien/{token}").get_data(as_text=True)
@@ -178,7 +179,7 @@ def test_invitation_lets_a_new_user_choose_a_password(client, world, make):
                                        actor=world["admin"])
     db.session.commit()
     row = db.session.scalar(select(OutboxEmail).where(OutboxEmail.template == "user_invited"))
-    token = re.search(r"/espace-client/invitation/([A-Za-z0-9_-]+)", mail.render(row).text).group(1)
+    token = re.search(r"/espace-client/invitation/([A-Za-z0-9_-]+)", emails.render(row).text).group(1)
     page = client.get(f"{P}/invitation/{token}").get_data(as_text=True)
     short = client.post(f"{P}/invitation/{token}", data={"csrf_token": csrf_from(page),
                                                           "password": "court", "confirm": "court"})
@@ -206,7 +207,7 @@ def test_an_invitation_token_is_not_a_login_link(client, world):
                                 full_name="Autre", role=ClientRole.MEMBRE, actor=world["admin"])
     db.session.commit()
     row = db.session.scalar(select(OutboxEmail).where(OutboxEmail.template == "user_invited"))
-    token = re.search(r"/espace-client/invitation/([A-Za-z0-9_-]+)", mail.render(row).text).group(1)
+    token = re.search(r"/espace-client/invitation/([A-Za-z0-9_-]+)", emails.render(row).text).group(1)
     landing = client.get(f"{P}/lien/{token}").get_data(as_text=True)
     response = client.post(f"{P}/lien/{token}", data={"csrf_token": csrf_from(landing)})
     assert f"{P}/connexion" in response.headers["Location"]

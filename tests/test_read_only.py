@@ -1,9 +1,12 @@
-"""The busiest GET pages only read: they are served read-only (outside a transaction on
-PostgreSQL), and a write sent while serving one of them is refused before it reaches the
-database."""
+"""The busiest GET pages only read: their views are marked @read_only and served read-only
+(outside a transaction on PostgreSQL), and a write sent while serving one of them is refused before
+it reaches the database."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import sqlite3
 
 import psycopg
@@ -11,6 +14,8 @@ import pytest
 from flask import request
 from sqlalchemy import event, select, text, update
 
+import portal.admin
+import portal.client
 from portal import read_only
 from portal.extensions import db
 from portal.models import ClientRole, Organisation
@@ -47,13 +52,13 @@ def _in_transaction(dbapi_connection) -> bool:
 
 
 @pytest.mark.parametrize("path", STAFF_PAGES)
-def test_every_statement_of_a_listed_staff_page_is_read_only_outside_a_transaction(staff_client, path):
+def test_every_statement_of_a_read_only_staff_page_is_read_only_outside_a_transaction(staff_client, path):
     seen = _statements_of(staff_client, path.format(org=staff_client.world["org"].id))
     assert seen and set(seen) == {(True, False)}  # the signed-in user's row included
 
 
 @pytest.mark.parametrize("path", PORTAL_PAGES)
-def test_every_statement_of_a_listed_portal_page_is_read_only_outside_a_transaction(client, make, path):
+def test_every_statement_of_a_read_only_portal_page_is_read_only_outside_a_transaction(client, make, path):
     world = make.world()
     db.session.commit()
     sign_in_client(client, world["users"][ClientRole.RESPONSABLE])
@@ -65,13 +70,13 @@ def test_every_statement_of_a_listed_portal_page_is_read_only_outside_a_transact
                                           ("GET", "/espace-client/parametres"), ("GET", "/admin/demandes/")])
 def test_other_requests_keep_their_transaction(app, method, path):
     with app.test_request_context(path, method=method):
-        assert request.endpoint is not None  # a real page, merely not listed
+        assert request.endpoint is not None  # a real page, merely not marked @read_only
         read_only.begin_read_only_request()
         assert read_only.READ_ONLY not in db.session.connection().get_execution_options()
         db.session.remove()
 
 
-def test_a_write_from_a_listed_page_is_refused_and_nothing_changes(app, make):
+def test_a_write_from_a_read_only_page_is_refused_and_nothing_changes(app, make):
     organisation_id = make.organisation(name="Menuiserie Brunet").id
     db.session.commit()
     with app.test_request_context("/admin/?q=brunet"):
@@ -84,7 +89,7 @@ def test_a_write_from_a_listed_page_is_refused_and_nothing_changes(app, make):
 
 
 @pytest.mark.parametrize("statement", ["DELETE FROM organisation", " update organisation set name = 'x'"])
-def test_a_textual_write_from_a_listed_page_is_refused(app, make, statement):
+def test_a_textual_write_from_a_read_only_page_is_refused(app, make, statement):
     make.organisation(name="Menuiserie Brunet")
     db.session.commit()
     with app.test_request_context("/admin/tous-les-devis/"):
@@ -93,3 +98,53 @@ def test_a_textual_write_from_a_listed_page_is_refused(app, make, statement):
             db.session.execute(text(statement))
         db.session.remove()
     assert db.session.scalar(select(Organisation.name)) == "Menuiserie Brunet"
+
+
+# --- The views marked @read_only ------------------------------------------------------------------
+
+# The busiest pages. Back office: the home (queues and search), its suggestions, the quote list,
+# an organisation's tabs. Portal: the quote list and page, the invoice list and page, the credits.
+EXPECTED = {"admin.index", "admin.suggest", "quote_list.index", "organisation.page",
+            "client.quote_list", "client.quote_page", "client.invoice_list", "client.invoice_page",
+            "client.credits"}
+
+
+def test_the_busiest_pages_are_read_only_get_routes(app):
+    endpoints = read_only.read_only_endpoints(app)
+    assert endpoints >= EXPECTED, EXPECTED - endpoints
+    get_routes = {rule.endpoint for rule in app.url_map.iter_rules() if "GET" in rule.methods}
+    assert endpoints <= get_routes, endpoints - get_routes
+
+
+def _marked_views() -> dict[str, object]:
+    """Every function of the view packages marked @read_only (module functions, view methods)."""
+    marked = {}
+    for package in (portal.admin, portal.client):
+        for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+            module = importlib.import_module(info.name)
+            for name, value in vars(module).items():
+                if inspect.isclass(value) and value.__module__ == module.__name__:
+                    marked |= {f"{info.name}.{name}.{attribute}": method
+                               for attribute, method in vars(value).items() if read_only.is_read_only(method)}
+                elif inspect.isfunction(value) and read_only.is_read_only(value):
+                    marked[f"{info.name}.{name}"] = value
+    return marked
+
+
+def _served(view) -> set[int]:
+    """The ids of a view function, of the function it is bound to, and of those it wraps."""
+    ids, function = set(), getattr(view, "__func__", view)
+    while function is not None:
+        ids.add(id(function))
+        function = getattr(function, "__wrapped__", None)
+    return ids
+
+
+def test_every_view_marked_read_only_is_an_endpoint_of_the_url_map(app):
+    """@read_only on a function that no route serves (a route moved, a decorator misplaced) would
+    mark nothing."""
+    marked = _marked_views()
+    assert len(marked) >= len(EXPECTED), sorted(marked)
+    routed = {rule.endpoint for rule in app.url_map.iter_rules()}
+    served = set().union(*(_served(app.view_functions[endpoint]) for endpoint in routed))
+    assert not [name for name, view in marked.items() if id(view) not in served]

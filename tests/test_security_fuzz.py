@@ -404,7 +404,7 @@ def test_a_json_body_that_is_no_object_is_a_json_400_that_changes_nothing(client
 @pytest.mark.parametrize("endpoint", sorted(JSON_SOURCES.values()))
 def test_a_refused_json_body_is_logged_as_one_warning_line(client, world, json_routes, endpoint, caplog):
     caplog.set_level(logging.WARNING)
-    refusal = "WebhookRejected" if endpoint.startswith("webhooks.") else "InvalidInput"
+    refusal = "WebhookRejected" if endpoint.startswith("webhooks.") else "CardNotRecognised"
     for body in (b'["seti_secret_value"]', b'"seti_secret_value"', b"5", b"null", HUGE.encode()):
         caplog.clear()
         response = _post_json(client, world, endpoint, body)

@@ -105,7 +105,6 @@ def test_flask_admin_inline_scripts_carry_the_requests_nonce(client, world):
     sign_in_client(client, world.admin)
     first, second = client.get("/admin/produits/"), client.get("/admin/produits/")
     assert policy(first)["script-src"][1] != policy(second)["script-src"][1]  # fresh per request
-    # The second page's scripts come from the layout rendered once (fragments.admin_chrome).
     for response in (first, second):
         value = policy(response)["script-src"][1][len("'nonce-"):-1]
         page = response.get_data(as_text=True)

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from portal import auth, mail
+from portal import auth, outbox
+from portal.delivery import worker
+from portal.delivery.emails import render
 from portal.exceptions import MagicLinkInvalid, MagicLinkUsed
 from portal.extensions import db
 from portal.models import (
@@ -48,14 +50,14 @@ def _token(template: str, user: User) -> str:
     row = db.session.scalars(select(OutboxEmail).where(OutboxEmail.template == template,
                                                        OutboxEmail.recipient == user.email)
                              .order_by(OutboxEmail.id.desc())).first()
-    return LINK.search(mail.render(row).text).group(3)
+    return LINK.search(render(row).text).group(3)
 
 
 def _quote_token(quote) -> str:
     """The token of the link in the email that sent `quote`."""
     row = db.session.scalar(select(OutboxEmail).where(
         OutboxEmail.template == "quote_sent", OutboxEmail.context["quote_id"].as_integer() == quote.id))
-    return LINK.search(mail.render(row).text).group(3)
+    return LINK.search(render(row).text).group(3)
 
 
 def _consume(client, token: str):
@@ -164,7 +166,7 @@ def _deliver_link_emails() -> None:
     db.session.execute(update(OutboxEmail).where(OutboxEmail.template.not_in(LINK_TEMPLATES))
                        .values(status=OutboxStatus.SENT))
     db.session.commit()
-    mail.send_pending(limit=1000)
+    worker.send_pending(limit=1000)
 
 
 def _links_of(text: str) -> list[str]:
@@ -191,7 +193,7 @@ def test_emails_carry_the_canonical_url_whatever_the_host(client, world, app):
     assert {row.template for row in rows} == {"login_link", "quote_sent"}
     with app.test_request_context("/admin/emails/", **EVIL):  # rendered during a request
         for row in rows:
-            rendered = mail.render(row)
+            rendered = render(row)
             assert _links_of(rendered.text) and set(_links_of(rendered.text + rendered.html)) == {BASE}
             assert "evil.example" not in rendered.text + rendered.html
     _deliver_link_emails()
@@ -208,7 +210,7 @@ def test_the_admin_email_preview_masks_links_whatever_the_host(client, world):
     preview = client.get(f"/admin/emails/{row.id}/apercu", **EVIL)
     assert page.status_code == 200 and preview.status_code == 200
     text = page.get_data(as_text=True) + preview.get_data(as_text=True)
-    assert auth.raw_token_from_seed(row.context[mail.LINK_SEED]) not in text
+    assert auth.raw_token_from_seed(row.context[outbox.LINK_SEED]) not in text
     assert "evil.example" not in text
 
 
@@ -268,7 +270,7 @@ def test_the_raw_token_never_reaches_a_log(app, client, new_client, world, caplo
                                                        "confirm": "un-mot-de-passe-neuf"})
     assert db.session.scalar(select(Decision).where(Decision.quote_id == world.mine.draft.id)) is not None
     records = caplog.records
-    assert any(record.name == "portal.mail" for record in records)
+    assert any(record.name == "portal.delivery.worker" for record in records)
     assert any(record.name.startswith("sqlalchemy.engine") for record in records)
     formatter = logging.Formatter()
     for record in records:

@@ -9,7 +9,8 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from portal import create_app, mail
+from portal import create_app
+from portal.delivery.emails import render
 from portal.extensions import db
 from portal.models import ClientRole, LoginToken, OutboxEmail
 
@@ -37,7 +38,7 @@ def test_twenty_concurrent_clicks_open_one_session(wide_app, make):
     pending = world.mine.pending
     row = db.session.scalar(select(OutboxEmail).where(
         OutboxEmail.template == "quote_sent", OutboxEmail.context["quote_id"].as_integer() == pending.id))
-    token = re.search(r"/espace-client/lien/([A-Za-z0-9_-]+)", mail.render(row).text).group(1)
+    token = re.search(r"/espace-client/lien/([A-Za-z0-9_-]+)", render(row).text).group(1)
     url = f"/espace-client/lien/{token}"
     clients = [wide_app.test_client() for _ in range(CLICKS)]
     tokens = [csrf_from(client.get(url).get_data(as_text=True)) for client in clients]

@@ -14,7 +14,8 @@ import redis
 from sqlalchemy import func, select
 
 import portal
-from portal import accounts, auth, create_app, mail
+from portal import accounts, auth, create_app, outbox
+from portal.delivery.emails import render
 from portal.extensions import db, limiter
 from portal.headers import HEADER_BREAKING
 from portal.models import ClientRole, OutboxEmail, User
@@ -45,13 +46,13 @@ def _token_in(template: str, user: User) -> str:
     row = db.session.scalars(select(OutboxEmail).where(OutboxEmail.template == template,
                                                        OutboxEmail.recipient == user.email)
                              .order_by(OutboxEmail.id.desc())).first()
-    return LINK.search(mail.render(row).text).group(2)
+    return LINK.search(render(row).text).group(2)
 
 
 def _sign_in_ways(world):
     """Each way of signing in: (name, form page, POST url, form data, user signed in)."""
     gestionnaire = world.mine.users[ClientRole.GESTIONNAIRE]
-    mail.enqueue_login_link(gestionnaire)
+    outbox.enqueue_login_link(gestionnaire)
     db.session.commit()
     quote_link = _token_in("quote_sent", gestionnaire)
     login_link = _token_in("login_link", gestionnaire)

@@ -10,7 +10,9 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import Enum, String, Text, select
 
-from portal import accounts, billing, mail, monthly, quotes
+from portal import accounts, billing, monthly, outbox, quotes
+from portal.dates import period_bounds
+from portal.delivery import emails
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -57,7 +59,7 @@ SYSTEM_TEXT_FIELDS = {
     "user": {"email", "password_hash"},
     "terms_version": {"sha256"},
     "quote": {"number", "billing_period"},
-    "decision": {"terms_sha256", "quote_sha256", "ip"},
+    "decision": {"terms_sha256", "quote_sha256", "ip", "actor_role"},
     "number_counter": {"series"},
     "invoice": {"number", "billing_period", "currency", "pdf_sha256"},
     "quote_document": {"state_key", "pdf_sha256"},
@@ -142,8 +144,8 @@ def build_world(text: str = "") -> World:
     quotes.set_mandate(world.mine.org, allowed=True, actor=world.mine.users[ClientRole.RESPONSABLE])
     _monthly(world, text, n)
     quotes.remind_expiring(now=utcnow() + timedelta(days=24))
-    mail.enqueue_login_link(world.mine.users[ClientRole.MEMBRE])
-    mail.enqueue_account_locked(world.mine.users[ClientRole.GESTIONNAIRE], utcnow() + timedelta(minutes=15))
+    outbox.enqueue_login_link(world.mine.users[ClientRole.MEMBRE])
+    outbox.enqueue_account_locked(world.mine.users[ClientRole.GESTIONNAIRE], utcnow() + timedelta(minutes=15))
     db.session.commit()
     world.emails = db.session.scalars(select(OutboxEmail).order_by(OutboxEmail.id)).all()
     return world
@@ -208,7 +210,7 @@ def _monthly(world: World, text: str, n: int) -> None:
                                  billing_email=f"{text}compta{n}@example.test")
     decider = factories.client_user(org, ClientRole.GESTIONNAIRE, full_name=f"{text}Gestionnaire mensuel")
     period = monthly.previous_period()
-    first, _next = monthly.period_bounds(period)
+    first, _next = period_bounds(period)
     when = datetime.combine(first, time(10, 0))
     quote = quotes.create_draft(organisation=org, actor=world.admin, recipient=decider, title=f"{text}Mois",
                                 lines=[LineInput(product_id=world.product.id, quantity=1)])
@@ -245,7 +247,7 @@ def test_the_world_has_every_kind_of_object_and_the_text_everywhere():
     world = build_world(PAYLOAD)
     assert world.monthly_invoice is not None
     templates = {email.template for email in world.emails}
-    missing = set(mail._BUILDERS) - templates - EMAILS_NOT_IN_WORLD
+    missing = set(emails._BUILDERS) - templates - EMAILS_NOT_IN_WORLD
     assert not missing, f"add an email of each template to build_world: {missing}"
     for table in db.metadata.sorted_tables:
         for column_name in USER_TEXT_FIELDS.get(table.name, ()):

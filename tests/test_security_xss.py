@@ -13,7 +13,8 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
-from portal import documents, mail
+from portal import documents
+from portal.delivery.emails import render
 from portal.extensions import db
 from portal.models import ClientRole, Invoice, Quote
 
@@ -133,7 +134,7 @@ def test_every_email_shows_the_payload_as_text(app, world):
     templates = set()
     with app.test_request_context("/"):
         for email in world.emails:
-            rendered = mail.render(email)
+            rendered = render(email)
             where = f"{email.template} #{email.id}"
             html_text = assert_escaped(rendered.html, where)
             # Plain text and subject are not HTML: the payload is there as typed, never as entities.

@@ -13,7 +13,8 @@ import redis
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from portal import auth, mail
+from portal import auth, outbox
+from portal.delivery.emails import render
 from portal.exceptions import MagicLinkExpired
 from portal.extensions import db, limiter
 from portal.models import ClientRole, LoginToken, OutboxEmail, QuoteStatus, User, utcnow
@@ -95,7 +96,7 @@ def test_forty_wrong_passwords_from_forty_addresses_lock_the_account(new_client,
         assert "_user_id" not in session
     [email] = _emails("account_locked")  # one email per lock
     assert email.recipient == user.email
-    rendered = mail.render(email)
+    rendered = render(email)
     assert rendered.subject == "Votre compte est temporairement verrouillé"
     assert "votre compte est verrouillé jusqu’au" in rendered.text
     assert ("Recevoir un lien de connexion" in rendered.text) == (account["kind"] == "client")
@@ -183,7 +184,7 @@ def test_a_user_holds_at_most_three_valid_sign_in_links(new_client, limits_on, m
     emails = _emails("login_link")
     assert len(emails) == 30
     assert _valid_links(user) == limits_on["MAX_VALID_LINKS_PER_USER"] == 3
-    oldest, newest = (LINK.search(mail.render(email).text).group(1) for email in (emails[0], emails[-1]))
+    oldest, newest = (LINK.search(render(email).text).group(1) for email in (emails[0], emails[-1]))
     with pytest.raises(MagicLinkExpired):
         auth.consume_magic_link(oldest)
     db.session.rollback()
@@ -194,7 +195,7 @@ def test_quote_links_do_not_count_against_the_sign_in_links(make, limits_on):
     world = make.world()
     manager = world["users"][ClientRole.GESTIONNAIRE]
     for _n in range(5):
-        mail.enqueue_login_link(manager)
+        outbox.enqueue_login_link(manager)
     quote_links = db.session.scalars(select(LoginToken).where(
         LoginToken.user_id == manager.id, LoginToken.purpose == auth.MAGIC_LINK_QUOTE)).all()
     assert quote_links and all(token.expires_at > utcnow() for token in quote_links)

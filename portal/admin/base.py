@@ -3,8 +3,6 @@ through Flask-WTF, no COUNT(*)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from flask import abort, flash, has_request_context, redirect, request, session, url_for
 from flask_admin import BaseView
 from flask_admin.actions import action
@@ -20,12 +18,14 @@ from markupsafe import Markup
 from wtforms import BooleanField
 from wtforms.validators import DataRequired, ValidationError
 
-from .. import accounts, billing, monthly
+from .. import accounts
+from ..dates import PERIOD_PATTERN, period_bounds
 from ..exceptions import DomainError, InvalidInput
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..labels import french_date, label, vat_rate
 from ..models import StaffRole, User
+from ..money import format_amount
 
 
 def is_staff() -> bool:
@@ -116,17 +116,6 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
-_ID_STANDIN = 987654321
-
-
-def url_with_id(endpoint: str, id_argument: str, **values: object) -> Callable[[int], str]:
-    """`url_for(endpoint, <id_argument>=id, **values)` for the many ids of a page at the cost of
-    one: the URL is built once around a stand-in id, then each id is put in its place."""
-    pattern = url_for(endpoint, **{id_argument: _ID_STANDIN}, **values)
-    standin = str(_ID_STANDIN)
-    return lambda id_: pattern.replace(standin, str(id_))
-
-
 def badge(css: str, text: object) -> Markup:
     """A coloured status badge (escaped)."""
     return Markup('<span class="badge badge-{}">{}</span>').format(css, text)
@@ -138,7 +127,7 @@ def status_badge(value) -> Markup:
 
 
 def money_cell(view, context, model, name) -> Markup:
-    return Markup('<span class="money">{}</span>').format(billing.format_amount(getattr(model, name)))
+    return Markup('<span class="money">{}</span>').format(format_amount(getattr(model, name)))
 
 
 def date_cell(view, context, model, name) -> str:
@@ -180,7 +169,7 @@ class PeriodFilter(FilterEqual):
 
     def clean(self, value):
         value = value.strip()
-        if not monthly.PERIOD_PATTERN.match(value):
+        if not PERIOD_PATTERN.match(value):
             raise ValueError(value)
         return value
 
@@ -192,7 +181,7 @@ class IssueMonthFilter(PeriodFilter):
     """Invoices issued during a month (AAAA-MM)."""
 
     def apply(self, query, value, alias=None):
-        first, next_month = monthly.period_bounds(value)
+        first, next_month = period_bounds(value)
         column = self.get_column(alias)
         return query.filter(column >= first, column < next_month)
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import jsonify, request
+from flask import jsonify, request, url_for
 from flask_admin import AdminIndexView, expose
-from markupsafe import Markup, escape
 from sqlalchemy import Select, bindparam, func, literal, select
 from sqlalchemy.orm import joinedload
 
-from .. import billing
+from ..dates import paris_today
 from ..extensions import db
-from ..fragments import admin_page
-from ..labels import label
 from ..models import (
     BillingMode,
     Invoice,
@@ -26,8 +23,9 @@ from ..models import (
     QuoteRequestStatus,
     QuoteStatus,
 )
+from ..read_only import read_only
 from ..search import search_organisations
-from .base import StaffOnly, url_with_id
+from .base import StaffOnly
 
 QUEUE_PREVIEW = 10
 EXPIRY_WARNING_DAYS = 7
@@ -49,36 +47,25 @@ class HomeView(StaffOnly, AdminIndexView):
     """The staff home: search bar, then the four work queues."""
 
     @expose("/")
+    @read_only
     def index(self):
         query = request.args.get("q", "").strip()
         if query:
-            # A search is a task of its own: its results alone, the queues one click away.
-            return admin_page(self, "admin/home.html", query=query,
-                              results=results_html(search_organisations(query)))
-        today = billing.paris_today()
-        return admin_page(self, "admin/home.html", query="", results=None, today=today,
-                          soon=today + timedelta(days=EXPIRY_WARNING_DAYS), **work_queues(today))
+            # A search is a task of its own: its results alone (rows of search.HIT_COLUMNS), the
+            # queues one click away.
+            return self.render("admin/home.html", query=query, results=search_organisations(query))
+        today = paris_today()
+        return self.render("admin/home.html", query="", results=None, today=today,
+                           soon=today + timedelta(days=EXPIRY_WARNING_DAYS), **work_queues(today))
 
     @expose("/recherche")
+    @read_only
     def suggest(self):
         """Search results as you type (JSON)."""
         found = search_organisations(request.args.get("q", ""), limit=10)
-        organisation_url = url_with_id("organisation.page", "organisation_id")
-        return jsonify([{"name": name, "siren": siren or "", "city": city or "",
-                         "url": organisation_url(organisation_id)}
-                        for organisation_id, name, siren, city, _mode in found])
-
-
-def results_html(found: list) -> Markup:
-    """The search results' list items (rows of search.HIT_COLUMNS): name linked to the
-    organisation's page, SIREN, city and billing mode; labels and the URL made once per page."""
-    organisation_url = url_with_id("organisation.page", "organisation_id")
-    modes = {mode: escape(label(mode)) for mode in BillingMode}
-    return Markup("".join(
-        f'<li class="list-group-item"><a href="{escape(organisation_url(organisation_id))}">'
-        f'{escape(name)}</a> <small class="text-muted">{escape(siren or "")} {escape(city or "")} '
-        f'— {modes[mode]}</small></li>'
-        for organisation_id, name, siren, city, mode in found))
+        return jsonify([{"name": row.name, "siren": row.siren or "", "city": row.city or "",
+                         "url": url_for("organisation.page", organisation_id=row.id)}
+                        for row in found])
 
 
 def _queue_statements(model, *criteria, load, order_by) -> tuple[Select, Select]:

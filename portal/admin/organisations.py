@@ -21,6 +21,7 @@ from ..forms import IntegerInput, int_arg
 from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import AuditEvent, BillingMode, CreditEntry, Invoice, Organisation, Quote, QuoteStatus, User
+from ..read_only import read_only
 from .base import ChoiceFilter, PortalForm, SecureModelView, SecureView, strip
 
 PAGE_SIZE = 50
@@ -46,6 +47,7 @@ class OrganisationPageView(SecureView):
 
     @expose("/<int:organisation_id>/")
     @expose("/<int:organisation_id>/<tab>")
+    @read_only
     def page(self, organisation_id: int, tab: str = "informations"):
         organisation = db.session.get(Organisation, organisation_id) or abort(404)
         if tab not in TABS:

@@ -9,7 +9,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from .. import auth, mail
+from .. import auth, outbox
 from ..exceptions import AccountLocked, DomainError
 from ..extensions import configured_limit, db, limiter
 from ..i18n import lazy_gettext as _l
@@ -33,7 +33,7 @@ def login():
     if form.validate_on_submit():
         try:
             user = auth.authenticate(form.email.data, form.password.data, kind=UserKind.STAFF,
-                                     on_lock=mail.enqueue_account_locked)
+                                     on_lock=outbox.enqueue_account_locked)
         except AccountLocked as error:
             db.session.commit()  # the owner's email, when this very attempt locked the account
             flash(str(error), "error")

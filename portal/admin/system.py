@@ -23,7 +23,8 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from .. import accounts, auth, documents, mail
+from .. import accounts, auth, documents, outbox
+from ..delivery import emails
 from ..exceptions import DomainError
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
@@ -160,20 +161,20 @@ MASKED_LINK = "[lien personnel masqué]"
 PREVIEW_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; sandbox"
 
 
-def _rendered_preview(email: OutboxEmail) -> tuple[mail.RenderedEmail | None, str | None]:
+def _rendered_preview(email: OutboxEmail) -> tuple[emails.RenderedEmail | None, str | None]:
     """The email as it will be sent, its personal links masked (they log the client in)."""
     try:
-        rendered = mail.render(email)
+        rendered = emails.render(email)
     except Exception as error:  # noqa: BLE001 - a broken row must show its error, not a 500
         return None, f"{type(error).__name__}: {error}"
     secrets = [auth.raw_token_from_seed(email.context[key])
-               for key in (mail.LINK_SEED, accounts.INVITE_SEED) if email.context.get(key)]
+               for key in (outbox.LINK_SEED, outbox.INVITE_SEED) if email.context.get(key)]
     parts = []
     for text in (rendered.subject, rendered.text, rendered.html):
         for secret in secrets:
             text = text.replace(secret, MASKED_LINK)
         parts.append(text)
-    return mail.RenderedEmail(*parts), None
+    return emails.RenderedEmail(*parts), None
 
 
 class OutboxEmailView(SecureModelView):
@@ -225,7 +226,7 @@ class OutboxEmailView(SecureModelView):
         form = FlaskForm()
         if form.validate_on_submit():
             try:
-                mail.retry_failed(email_id, actor=acting_user())
+                outbox.retry_failed(email_id, actor=acting_user())
                 db.session.commit()
             except DomainError as error:
                 db.session.rollback()

@@ -12,7 +12,7 @@ from wtforms import BooleanField, TextAreaField
 
 from .. import billing, quotes, submissions
 from ..errors import log_refusal
-from ..exceptions import DomainError, InvalidInput, QuantityOutOfRange
+from ..exceptions import DomainError, InvalidInput, RequestedQuantityOutOfRange
 from ..extensions import db
 from ..forms import OnceForm, int_arg, parse_int
 from ..i18n import lazy_gettext as _l
@@ -26,6 +26,7 @@ from ..models import (
     QuoteRequestLine,
     User,
 )
+from ..read_only import read_only
 from . import blueprint
 from .access import can_decide, client_required, own, responsable_required
 
@@ -58,6 +59,7 @@ OTHER_INVOICES = {False: _OTHER_INVOICES, True: _OTHER_INVOICES.where(Invoice.id
 
 @blueprint.get("/factures")
 @client_required
+@read_only
 def invoice_list():
     """The organisation's invoices and credit notes, unpaid first."""
     parameters = {"organisation_id": current_user.organisation_id,
@@ -70,6 +72,7 @@ def invoice_list():
 
 @blueprint.get("/factures/<int:invoice_id>")
 @client_required
+@read_only
 def invoice_page(invoice_id: int):
     """One invoice: its lines, status and payments."""
     invoice = own(Invoice, invoice_id)
@@ -82,6 +85,7 @@ def invoice_page(invoice_id: int):
 
 @blueprint.get("/credits")
 @client_required
+@read_only
 def credits():
     """The credit balance and its ledger."""
     organisation_id = current_user.organisation_id
@@ -137,9 +141,7 @@ def _requested_items(products: list[Product]) -> list[tuple[int, int]]:
         try:
             quantity = parse_int(raw, minimum=0, maximum=quotes.MAX_QUANTITY)
         except InvalidInput as error:
-            raise QuantityOutOfRange(_(
-                "Quantité invalide pour « %(name)s » : saisissez un nombre entier de 0 à %(maximum)s.",
-                name=product.name, maximum=error.params["maximum"])) from None
+            raise RequestedQuantityOutOfRange(name=product.name, maximum=error.params["maximum"]) from None
         if quantity > 0:
             items.append((product.id, quantity))
     return items

@@ -9,7 +9,13 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_babel import gettext as _
 
 from .. import payments
-from ..exceptions import CardDeclined, CardPaymentUnavailable, InvalidInput, NotAllowed, PaymentIntentRefused
+from ..exceptions import (
+    CardDeclined,
+    CardNotRecognised,
+    CardPaymentUnavailable,
+    PayingRoleRequired,
+    PaymentIntentRefused,
+)
 from ..extensions import db
 from ..models import Invoice, InvoiceKind, InvoiceStatus
 from ..payments import Outcome
@@ -65,14 +71,14 @@ def invoice_payment_confirm(invoice_id: int):
     if not (payments.enabled() and payments.confirms_on_server()):
         abort(404)
     if not can_decide():
-        raise NotAllowed(_pay_roles_message())
+        raise PayingRoleRequired()
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # "[[[[…" nested deeper than Python's limit is no ValueError
         body = None
     setup_intent = body.get("setup_intent") if isinstance(body, dict) else None
     if not isinstance(setup_intent, str) or not SETUP_INTENT_ID.fullmatch(setup_intent):
-        raise InvalidInput(_("Carte non reconnue : rechargez la page et recommencez."))
+        raise CardNotRecognised()
     result = payments.confirm_on_server(invoice, setup_intent)
     db.session.commit()
     status = ("declined" if result.declined else "succeeded" if result.outcome in payments.PAID_OUTCOMES
@@ -86,14 +92,10 @@ def invoice_payment_confirm(invoice_id: int):
     return jsonify(answer)
 
 
-def _pay_roles_message() -> str:
-    return _("Seuls le responsable et les gestionnaires de l’organisation peuvent régler une facture.")
-
-
 def _refusal(invoice: Invoice):
     """The way back to the invoice when the current user may not pay it, or it is not to pay."""
     if not can_decide():
-        flash(_pay_roles_message(), "error")
+        flash(str(PayingRoleRequired()), "error")
     elif invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
         flash(_("Cette facture n'est pas à régler (déjà payée ou annulée)."), "info")
     else:

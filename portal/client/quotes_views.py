@@ -9,12 +9,14 @@ from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import BooleanField, HiddenField, TextAreaField
 
-from .. import monthly, quotes
-from ..billing import paris_today
+from .. import quotes
+from ..dates import paris_today, period_bounds
 from ..exceptions import DomainError, TermsChanged
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..models import BillingMode, Channel, CreditEntry, Invoice, Quote, QuoteStatus, TermsVersion
+from ..read_only import read_only
+from ..seller import current_terms
 from . import blueprint
 from .access import can_decide, client_required, own, owned
 
@@ -38,6 +40,7 @@ def home():
 
 @blueprint.get("/devis")
 @client_required
+@read_only
 def quote_list():
     """Quotes awaiting a decision first, then the history (keyset-paginated)."""
     organisation_id = current_user.organisation_id
@@ -67,6 +70,7 @@ def _visible(quote: Quote) -> Quote:
 
 @blueprint.get("/devis/<int:quote_id>")
 @client_required
+@read_only
 def quote_page(quote_id: int):
     """The quote: lines, totals, validity, billing mode, the CGV and the decision form."""
     quote, terms = quotes.quote_with_current_terms(quote_id)
@@ -77,7 +81,7 @@ def _render_quote(quote: Quote, form: DecisionForm | None, status: int = 200, *,
                   terms: TermsVersion | None = None):
     """The quote page; `form`, after a refused POST, is the decision form as posted (its refusal
     reason is shown again), None otherwise."""
-    terms = terms or quotes.current_terms()
+    terms = terms or current_terms()
     # Only an accepted quote has an invoice (per order): no query for the others.
     invoice = (db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
                if quote.status == QuoteStatus.ACCEPTED else None)
@@ -156,7 +160,7 @@ def quote_confirmation(quote_id: int):
                                 .where(CreditEntry.quote_id == quote.id))
     invoice_date = None
     if quote.billing_period:
-        _first, next_month = monthly.period_bounds(quote.billing_period)
+        _first, next_month = period_bounds(quote.billing_period)
         invoice_date = next_month
     return render_template("client/quote_confirmation.html", quote=quote, credits=credits,
                            invoice_date=invoice_date)
@@ -166,7 +170,7 @@ def quote_confirmation(quote_id: int):
 @client_required
 def terms_page():
     """The current Conditions Générales de Vente, in full."""
-    terms = quotes.current_terms()
+    terms = current_terms()
     if terms is None:
         abort(404)
     return render_template("client/terms.html", terms=terms)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from .. import auth, mail
+from .. import auth, outbox
 from ..exceptions import AccountLocked, DomainError, MagicLinkInvalid
 from ..extensions import configured_limit, db, limiter
 from ..i18n import lazy_gettext as _l
@@ -53,7 +53,7 @@ def login():
     if form.validate_on_submit():
         try:
             user = auth.authenticate(form.email.data, form.password.data, kind=UserKind.CLIENT,
-                                     on_lock=mail.enqueue_account_locked)
+                                     on_lock=outbox.enqueue_account_locked)
         except AccountLocked as error:
             db.session.commit()  # the owner's email, when this very attempt locked the account
             flash(str(error), "error")
@@ -78,7 +78,7 @@ def request_link():
         user = db.session.scalar(select(User).where(
             User.email == email, User.kind == UserKind.CLIENT, User.active.is_(True)))
         if auth.link_request_allowed(email) and user is not None:
-            mail.enqueue_login_link(user)
+            outbox.enqueue_login_link(user)
             db.session.commit()
         flash(_("Si un compte existe pour cette adresse, un lien de connexion vient de lui être envoyé. "
                 "Il est valable pendant une durée limitée et ne sert qu'une fois."), "info")

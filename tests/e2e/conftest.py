@@ -24,8 +24,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from portal import create_app, demo, mail
+from portal import create_app, demo
 from portal.config import TestConfig
+from portal.delivery import worker
 from portal.extensions import db
 
 from ..smtp import Received, SmtpServer
@@ -93,7 +94,7 @@ def demo_database(tmp_path_factory) -> Path:
         db.create_all()
         assert demo.load_demo()
         db.session.commit()
-        mail.send_pending()  # the demo's own emails, to .eml files: each journey starts with an empty outbox
+        worker.send_pending()  # the demo's emails, to .eml files: each journey starts with an empty outbox
         db.session.remove()
         db.engine.dispose()
     return path
@@ -120,7 +121,7 @@ class LiveApp:
         """Run the outbox (as `flask outbox work` does) and return the emails that arrived since
         the last call."""
         with self._lock, self.app.app_context():
-            mail.send_pending()
+            worker.send_pending()
         new = self.smtp.messages[self.read :]
         self.read += len(new)
         return new

@@ -1,0 +1,318 @@
+"""What an outbox row says: its subject, text and HTML from templates/email/, in French, with
+absolute links and its PDF (the quote, or the invoice's stored file), as a Flask-Mail message.
+
+One builder per template turns the row's context (ids, never objects) into the template's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.charset import QP, Charset
+from email.mime.text import MIMEText
+from email.utils import parseaddr
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app, render_template
+from flask_babel import format_date, format_datetime
+from flask_babel import gettext as _
+from flask_mail import Message
+
+from .. import auth, documents
+from ..dates import period_bounds
+from ..i18n import lazy_gettext as _l
+from ..labels import label
+from ..models import (
+    Channel,
+    Decision,
+    DecisionKind,
+    Invoice,
+    LoginToken,
+    OutboxEmail,
+    Payment,
+    PaymentAnomaly,
+    PaymentAnomalyKind,
+    PaymentProvider,
+    Quote,
+    QuoteRequest,
+    User,
+)
+from ..money import format_amount
+from ..outbox import INVITE_SEED, INVITE_TEMPLATE, INVITE_TOKEN_ID, LINK_ID, LINK_SEED, load
+from ..seller import seller_settings
+from .transports import DeliveryError
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+CHANNEL_LABELS = {
+    Channel.EMAIL_LINK: _l("lien reçu par email"),
+    Channel.PORTAL: _l("espace client"),
+    Channel.BACK_OFFICE: _l("back-office, pour le compte du client"),
+}
+PROVIDER_LABELS = {
+    PaymentProvider.STRIPE: _l("carte bancaire"),
+    PaymentProvider.BANK_TRANSFER: _l("virement bancaire"),
+}
+ANOMALY_LABELS = {
+    PaymentAnomalyKind.AMOUNT_MISMATCH: _l("le montant ou la devise diffère de la facture"),
+    PaymentAnomalyKind.UNKNOWN_INVOICE: _l("la facture indiquée n'existe pas"),
+    PaymentAnomalyKind.WRONG_INVOICE: _l("le paiement a été créé pour une autre facture"),
+    PaymentAnomalyKind.UNKNOWN_INTENT: _l("le paiement n'a pas été créé par le portail"),
+    PaymentAnomalyKind.NOT_PAYABLE: _l("la facture était déjà réglée ou annulée"),
+}
+
+
+def email_builder(*templates: str) -> Callable:
+    def register(function: Callable) -> Callable:
+        for template in templates:
+            _BUILDERS[template] = function
+        return function
+    return register
+
+
+def render(email: OutboxEmail) -> RenderedEmail:
+    """Subject, plain text and HTML of an outbox row, in French, with absolute links."""
+    builder = _BUILDERS.get(email.template)
+    if builder is None:
+        raise LookupError(f"unknown email template {email.template!r}")
+    values = builder(dict(email.context))
+    values["subject"] = str(values["subject"])
+    values["seller_name"] = seller_settings().company_name or "Portail Devis"
+    values["portal_home"] = portal_url()
+    return RenderedEmail(
+        subject=values["subject"],
+        text=render_template(f"email/{email.template}.txt", **values),
+        html=render_template(f"email/{email.template}.html", **values),
+    )
+
+
+def portal_url(*parts: object) -> str:
+    """Absolute URL of a client-portal page, built from PORTAL_BASE_URL, never a request's Host."""
+    config = current_app.config
+    segments = [str(config["PORTAL_BASE_URL"]).rstrip("/")]
+    segments += [s for s in str(config["PORTAL_URL_PREFIX"] or "").strip("/").split("/") if s]
+    return "/".join(segments + [str(part).strip("/") for part in parts]) + ("" if parts else "/")
+
+
+def admin_url() -> str:
+    """Absolute URL of the back office."""
+    return str(current_app.config["PORTAL_BASE_URL"]).rstrip("/") + "/admin/"
+
+
+def _date(value: date | None) -> str:
+    return format_date(value, "long") if value else ""
+
+
+def _link_expires(token: LoginToken) -> str:
+    return format_datetime(token.expires_at, "d MMMM y 'à' HH:mm")
+
+
+# --- Builders, one per template ---------------------------------------------------------------
+
+
+@email_builder("quote_sent", "quote_reminder")
+def _quote_email(context: dict[str, Any]) -> dict[str, Any]:
+    quote, user = load(Quote, context["quote_id"]), load(User, context["user_id"])
+    token = load(LoginToken, context[LINK_ID])
+    values = {"reference": quote.reference, "date": _date(quote.valid_until)}
+    days = context.get("days")
+    if days is None:
+        subject = _("Nouveau devis %(reference)s à consulter", **values)
+    else:
+        subject = _("Rappel : votre devis %(reference)s est valable jusqu'au %(date)s", **values)
+    return {
+        "subject": subject, "quote": quote, "user": user, "reminder": days is not None,
+        "organisation": quote.organisation.name, "total_ttc": format_amount(quote.total_ttc_cents),
+        "total_ht": format_amount(quote.total_ht_cents), "valid_until": values["date"],
+        "link_url": portal_url("lien", auth.raw_token_from_seed(context[LINK_SEED])),
+        "link_expires": _link_expires(token),
+        "quote_url": portal_url("devis", quote.id),
+    }
+
+
+@email_builder("login_link")
+def _login_link(context: dict[str, Any]) -> dict[str, Any]:
+    user, token = load(User, context["user_id"]), load(LoginToken, context[LINK_ID])
+    return {
+        "subject": _("Votre lien de connexion à l'espace client"), "user": user,
+        "link_url": portal_url("lien", auth.raw_token_from_seed(context[LINK_SEED])),
+        "link_expires": _link_expires(token),
+    }
+
+
+@email_builder("account_locked")
+def _account_locked(context: dict[str, Any]) -> dict[str, Any]:
+    user, until = load(User, context["user_id"]), datetime.fromisoformat(context["locked_until"])
+    return {
+        "subject": _("Votre compte est temporairement verrouillé"), "user": user,
+        "locked_until": format_datetime(until, "d MMMM y 'à' HH:mm"),
+        "sign_in_url": admin_url() if user.is_staff else portal_url("connexion"),
+        "staff": user.is_staff,
+    }
+
+
+@email_builder(INVITE_TEMPLATE)
+def _invitation_email(context: dict[str, Any]) -> dict[str, Any]:
+    user = load(User, context["user_id"])
+    token = load(LoginToken, context[INVITE_TOKEN_ID])
+    organisation = user.organisation.name if user.organisation else ""
+    return {
+        "subject": _("Votre accès à l'espace client de %(organisation)s", organisation=organisation),
+        "user": user, "organisation": organisation, "role": label(user.client_role),
+        "invited_by": context.get("invited_by") or "",
+        "link_url": portal_url("invitation", auth.raw_token_from_seed(context[INVITE_SEED])),
+        "link_expires": _link_expires(token),
+    }
+
+
+@email_builder("quote_decided")
+def _quote_decided(context: dict[str, Any]) -> dict[str, Any]:
+    quote, decision = load(Quote, context["quote_id"]), load(Decision, context["decision_id"])
+    accepted = decision.kind == DecisionKind.ACCEPTED
+    values = {"reference": quote.reference, "organisation": quote.organisation.name}
+    subject = (_("Devis %(reference)s accepté par %(organisation)s", **values) if accepted
+               else _("Devis %(reference)s refusé par %(organisation)s", **values))
+    return {
+        "subject": subject, "quote": quote, "decision": decision, "accepted": accepted,
+        "organisation": values["organisation"], "actor": decision.actor,
+        "on_behalf": decision.actor.is_staff, "channel": str(CHANNEL_LABELS[decision.channel]),
+        "total_ttc": format_amount(quote.total_ttc_cents),
+        "decided_at": format_datetime(decision.created_at, "d MMMM y 'à' HH:mm"),
+        "admin_url": admin_url(),
+    }
+
+
+def _invoice_values(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "invoice": invoice, "number": invoice.number,
+        "total_ttc": format_amount(invoice.total_ttc_cents),
+        "total_ht": format_amount(invoice.total_ht_cents), "issue_date": _date(invoice.issue_date),
+        "due_date": _date(invoice.due_date), "organisation": invoice.organisation.name,
+        "invoice_url": portal_url("factures", invoice.id),
+    }
+
+
+@email_builder("invoice_issued")
+def _invoice_issued(context: dict[str, Any]) -> dict[str, Any]:
+    values = _invoice_values(load(Invoice, context["invoice_id"]))
+    values["subject"] = _("Facture %(number)s : %(amount)s TTC à régler avant le %(due)s",
+                          number=values["number"], amount=values["total_ttc"], due=values["due_date"])
+    values["quote"] = values["invoice"].quote
+    return values
+
+
+@email_builder("monthly_invoice_issued")
+def _monthly_invoice_issued(context: dict[str, Any]) -> dict[str, Any]:
+    values = _invoice_values(load(Invoice, context["invoice_id"]))
+    period = values["invoice"].billing_period
+    values["period"] = format_date(period_bounds(period)[0], "MMMM y") if period else ""
+    values["subject"] = _("Facture mensuelle %(number)s — %(period)s",
+                          number=values["number"], period=values["period"])
+    return values
+
+
+@email_builder("credit_note_issued")
+def _credit_note_issued(context: dict[str, Any]) -> dict[str, Any]:
+    values = _invoice_values(load(Invoice, context["invoice_id"]))
+    credited = values["invoice"].credited_invoice
+    values["credited_number"] = credited.number if credited else ""
+    values["subject"] = _("Avoir %(number)s — annulation de la facture %(credited)s",
+                          number=values["number"], credited=values["credited_number"])
+    return values
+
+
+@email_builder("payment_received")
+def _payment_received(context: dict[str, Any]) -> dict[str, Any]:
+    values = _invoice_values(load(Invoice, context["invoice_id"]))
+    payment = load(Payment, context["payment_id"])
+    quote = values["invoice"].quote
+    values.update(
+        subject=_("Paiement reçu pour la facture %(number)s", number=values["number"]),
+        amount=format_amount(payment.amount_cents), received_on=format_date(payment.received_at, "long"),
+        method=str(PROVIDER_LABELS.get(payment.provider, payment.provider.value)),
+        credits=quote.total_credits if quote is not None else 0,
+    )
+    return values
+
+
+@email_builder("payment_flagged")
+def _payment_flagged(context: dict[str, Any]) -> dict[str, Any]:
+    anomaly = load(PaymentAnomaly, context["anomaly_id"])
+    number = anomaly.invoice.number if anomaly.invoice else "—"
+    return {
+        "subject": _("Paiement par carte à vérifier (facture %(number)s)", number=number),
+        "number": number, "intent": anomaly.intent_id, "reason": str(ANOMALY_LABELS[anomaly.kind]),
+        "amount": format_amount(anomaly.amount_cents or 0) if anomaly.currency == "EUR"
+        else f"{anomaly.amount_cents} {anomaly.currency}",
+        "admin_url": admin_url(),
+    }
+
+
+@email_builder("request_received")
+def _request_received(context: dict[str, Any]) -> dict[str, Any]:
+    request = load(QuoteRequest, context["request_id"])
+    return {
+        "subject": _("Nouvelle demande de devis : %(organisation)s",
+                     organisation=request.organisation.name),
+        "request": request, "organisation": request.organisation.name,
+        "requester": request.requester, "lines": request.lines,
+        "created_at": format_datetime(request.created_at, "d MMMM y 'à' HH:mm"),
+        "admin_url": admin_url(),
+    }
+
+
+# --- The message ------------------------------------------------------------------------------
+
+
+# Flask-Mail sends UTF-8 bodies as 8bit, where one line over 998 bytes (a client's long message
+# pasted into a request) makes SMTP servers refuse the whole email (RFC 5321 §4.5.3.1.6).
+# Quoted-printable keeps every line short and the accents intact.
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+class _Message(Message):
+    def _mimetext(self, text: str | None, subtype: str = "plain") -> MIMEText:
+        return MIMEText(text or "", _subtype=subtype, _charset=_UTF8_QP)
+
+
+def build_message(email: OutboxEmail, rendered: RenderedEmail) -> Message:
+    """The Flask-Mail message of an outbox row (text and HTML alternatives, stable Message-ID)."""
+    try:
+        validate_email(email.recipient, check_deliverability=False, test_environment=True)
+    except EmailNotValidError as error:
+        raise DeliveryError(f"Adresse invalide : {error}", permanent=True) from error
+    message = _Message(subject=rendered.subject, recipients=[email.recipient], body=rendered.text,
+                      html=rendered.html, extra_headers={"Auto-Submitted": "auto-generated"})
+    for filename, data in attachments(email):
+        message.attach(filename, "application/pdf", data)
+    domain = parseaddr(str(message.sender))[1].rpartition("@")[2] or "portail-devis.invalid"
+    message.msgId = f"<outbox-{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain}>"
+    return message
+
+
+QUOTE_PDF_TEMPLATES = {"quote_sent", "quote_reminder"}
+INVOICE_PDF_TEMPLATES = {"invoice_issued", "monthly_invoice_issued", "credit_note_issued"}
+
+
+def attachments(email: OutboxEmail) -> list[tuple[str, bytes]]:
+    """The PDFs an email carries: the quote for quote emails, the invoice for invoice emails.
+
+    An invoice's PDF is its stored, frozen file (rendered and stored at first need)."""
+    if email.template in QUOTE_PDF_TEMPLATES:
+        quote = load(Quote, email.context["quote_id"])
+        return [(f"{quote.reference}.pdf", documents.quote_pdf(quote))]
+    if email.template in INVOICE_PDF_TEMPLATES:
+        invoice = load(Invoice, email.context["invoice_id"])
+        return [(f"{invoice.number}.pdf", documents.invoice_pdf(invoice))]
+    return []
