@@ -1,4 +1,5 @@
-"""Back office: Gestion courante home, organisation page, quote editor, requests, validation on behalf."""
+"""Back office: organisation page, quote editor, requests, validation on behalf (the home:
+tests/test_admin_home.py)."""
 
 from __future__ import annotations
 
@@ -28,46 +29,6 @@ from .web import form_tokens, sign_in
 
 def _count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def test_home_speaks_the_seed_words_and_shows_the_queues(staff_client):
-    html = staff_client.get("/admin/").get_data(as_text=True)
-    for words in ("Gestion courante", "Demandes de devis à traiter", "Devis en attente du client",
-                  "Factures à la commande non réglées", "Organisations mensuelles à facturer"):
-        assert words in html
-    assert staff_client.world["quote"].reference in html  # the sent quote awaits the client
-
-
-@pytest.mark.parametrize("field", ["name", "siren", "email", "quote_number", "invoice_number"])
-def test_search_finds_the_organisation(staff_client, make, field):
-    world = staff_client.world
-    other = make.organisation(name="Zeta Industries")
-    quotes.accept(world["quote"], actor=world["users"][ClientRole.GESTIONNAIRE],
-                  terms_version=world["terms"], channel=Channel.PORTAL)
-    invoice = db.session.scalar(select(Invoice))
-    db.session.commit()
-    org = world["org"]
-    query = {"name": org.name[:8].lower(),
-             "siren": org.siren, "email": world["users"][ClientRole.MEMBRE].email.upper(),
-             "quote_number": world["quote"].number, "invoice_number": invoice.number}[field]
-    html = staff_client.get("/admin/", query_string={"q": query}).get_data(as_text=True)
-    assert f"/admin/organisation/{org.id}/" in html
-    assert other.name not in html
-    suggestions = staff_client.get("/admin/recherche", query_string={"q": query}).json
-    assert [item["name"] for item in suggestions] == [org.name]
-
-
-def test_search_results_stand_alone_with_a_way_back_to_the_queues(staff_client):
-    org = staff_client.world["org"]
-    html = staff_client.get("/admin/", query_string={"q": org.siren}).get_data(as_text=True)
-    assert f"/admin/organisation/{org.id}/" in html
-    assert "Devis en attente du client" not in html  # the queues stay on the home
-    assert "Retour aux files de la gestion courante" in html
-
-
-def test_search_with_no_result_says_what_to_try(staff_client):
-    html = staff_client.get("/admin/", query_string={"q": "introuvable"}).get_data(as_text=True)
-    assert "Aucune organisation ne correspond" in html
 
 
 @pytest.mark.parametrize("tab", ["informations", "utilisateurs", "devis", "factures", "credits",

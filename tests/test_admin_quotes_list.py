@@ -1,21 +1,19 @@
-"""Back office, every quote (/admin/tous-les-devis/): staff only, read-only, filtered by status,
-searched by organisation name, and as many queries (none a COUNT) with 10 or 60 quotes; and the
-home's monthly queue, which now reads only its first rows too."""
+"""Back office, every quote (/admin/tous-les-devis/): read-only, newest first, filtered by status and
+billing mode, searched by organisation name, paged back in time. Who may see it:
+tests/test_security_access.py; its query count: tests/perf/test_admin_queries.py."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 import pytest
 from sqlalchemy import insert
 
-from portal import quotes
-from portal.admin import home, quotes_list
+from portal.admin import quotes_list
 from portal.extensions import db
-from portal.models import BillingMode, Channel, ClientRole, Quote, QuoteStatus, utcnow
+from portal.models import BillingMode, ClientRole, Quote, QuoteStatus, utcnow
 
-from .web import count_queries, page_text, sign_in, sign_in_client
+from .web import page_text, sign_in
 
 LIST = "/admin/tous-les-devis/"
 
@@ -37,23 +35,7 @@ def staff(client, make):
     return world
 
 
-# --- Access -----------------------------------------------------------------------------------
-
-
-def test_anonymous_visitors_are_sent_to_the_staff_sign_in(client, make):
-    make.world()
-    response = client.get(LIST)
-    assert response.status_code == 302
-    assert "/admin/connexion" in response.headers["Location"]
-
-
-@pytest.mark.parametrize("role", list(ClientRole))
-def test_client_users_are_refused(client, make, role):
-    world = make.world()
-    db.session.commit()
-    sign_in_client(client, world["users"][role])
-    assert client.get(LIST).status_code == 403
-    assert client.get(LIST + "?q=Organisation").status_code == 403
+# --- Read only --------------------------------------------------------------------------------
 
 
 def test_the_list_is_read_only(client, staff):
@@ -179,63 +161,3 @@ def test_filters_with_nothing_to_show_say_so(client, staff):
     page = page_text(client.get(f"{LIST}?q=introuvable"))
     assert "Aucun devis ne correspond à ces filtres." in page
     assert staff["quote"].reference not in page
-
-
-# --- Cost ---------------------------------------------------------------------------------------
-
-
-def _statements(client, url: str) -> list[str]:
-    db.session.expire_all()
-    with count_queries() as counter:
-        assert client.get(url).status_code == 200
-    return counter.statements
-
-
-def test_as_many_queries_with_10_and_60_quotes_and_never_a_count(client, staff):
-    recipient = staff["users"][ClientRole.GESTIONNAIRE]
-    urls = [LIST, f"{LIST}?statut=sent", LIST + "?q=organisation"]
-    _bulk(staff["org"], recipient, 9)
-    small = {url: _statements(client, url) for url in urls}
-    _bulk(staff["org"], recipient, 50, first=10)
-    large = {url: _statements(client, url) for url in urls}
-    for url in urls:
-        assert len(large[url]) == len(small[url]), url
-        listing = [s for s in large[url] if "FROM quote" in s]
-        assert len(listing) == 1, url  # the organisation comes in the same query
-        assert "JOIN organisation" in listing[0]
-        assert not any("count(" in s.lower() for s in large[url]), url
-    assert "DV-2021-00059" in page_text(client.get(LIST))
-
-
-# --- The home's monthly queue, bounded like this list (portal/admin/home.py) --------------------
-
-
-def test_home_lists_ten_organisation_months_to_bill_and_counts_them_all(client, make, staff):
-    when = datetime(2026, 3, 15, 10)
-    for _ in range(12):
-        org = make.organisation(billing_mode=BillingMode.MONTHLY)
-        decider = make.client_user(org, ClientRole.GESTIONNAIRE)
-        quote = make.sent_quote(org, actor=staff["admin"], recipient=decider, now=when)
-        quotes.accept(quote, actor=decider, terms_version=staff["terms"], channel=Channel.PORTAL,
-                      now=when)
-    db.session.commit()
-    html = page_text(client.get("/admin/"))
-    section = html[html.index("Organisations mensuelles à facturer"):]
-    assert '<span class="count badge badge-info">12</span>' in section
-    assert section.count("2026-03") == 10
-
-
-def test_home_counts_a_queue_up_to_its_cap(client, staff, monkeypatch):
-    recipient = staff["users"][ClientRole.GESTIONNAIRE]
-    _bulk(staff["org"], recipient, 3)  # 4 quotes await the client with the world's
-    monkeypatch.setattr(home, "QUEUE_COUNT_CAP", 4)
-    assert '<span class="count badge badge-primary">4</span>' in client.get("/admin/").get_data(as_text=True)
-    monkeypatch.setattr(home, "QUEUE_COUNT_CAP", 3)
-    assert '<span class="count badge badge-primary">3+</span>' in client.get("/admin/").get_data(as_text=True)
-
-
-def test_a_queue_is_counted_no_further_than_asked(staff):
-    _bulk(staff["org"], staff["users"][ClientRole.GESTIONNAIRE], 3)  # 4 quotes await the client
-    count, _first_rows = home.QUEUES["awaiting"]
-    assert db.session.scalar(count, {"counted": 2}) == 2
-    assert db.session.scalar(count, {"counted": 100}) == 4

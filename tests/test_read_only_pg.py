@@ -1,5 +1,6 @@
-"""PostgreSQL: a page served outside a transaction ends without a ROLLBACK, so the statements
-psycopg prepared for it are still prepared for the next request (a ROLLBACK discards them all)."""
+"""PostgreSQL: the first read-only pages after a quiet spell are served, on connections the pool pinged
+because they sat idle past the threshold. That their prepared statements outlive them:
+tests/perf/test_read_only_pg.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from portal import create_app, quotes
 from portal.extensions import db
@@ -15,38 +16,6 @@ from portal.models import Channel, ClientRole, Invoice
 
 from .conftest import IsolatedClient
 from .web import sign_in, sign_in_client
-
-
-@pytest.fixture
-def one_connection_app(app):
-    """The test database behind a pool of one connection: every request uses the same one."""
-    isolated = create_app({**app.config, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}})
-    isolated.test_client_class = IsolatedClient
-    yield isolated
-    with isolated.app_context():
-        db.engine.dispose()
-
-
-def _prepared_statements(app) -> list[str]:
-    with app.app_context():
-        statements = list(db.session.scalars(text("SELECT statement FROM pg_prepared_statements")))
-        db.session.remove()
-        return statements
-
-
-def test_prepared_statements_outlive_a_read_only_page(one_connection_app, make):
-    world = make.world()
-    db.session.commit()
-    client = one_connection_app.test_client()
-    sign_in(client, world["admin"])
-    for _ in range(8):  # psycopg prepares a statement from its sixth execution
-        assert client.get("/admin/recherche?q=Organisation").status_code == 200
-    prepared = _prepared_statements(one_connection_app)
-    assert any("FROM organisation" in statement for statement in prepared)
-    assert any('FROM "user"' in statement for statement in prepared)
-
-
-# --- A pooled connection idle past the ping threshold -------------------------------------------
 
 IDLE_PING_SECONDS = 0.2
 STAFF_READ_ONLY_PAGES = ["/admin/", "/admin/recherche?q=Org", "/admin/tous-les-devis/",

@@ -168,13 +168,6 @@ def test_the_account_pages_are_linked_from_each_layout(new_client, side):
     assert 'name="current"' in account and 'autocomplete="new-password"' in account
 
 
-def test_the_account_pages_are_for_signed_in_users_only(new_client, side):
-    visitor = new_client()
-    for url in (side["account"], side["everywhere"]):
-        response = visitor.get(url)
-        assert response.status_code == 302 and "/connexion" in response.headers["Location"], url
-
-
 def test_a_session_from_before_session_versions_lasts_until_the_first_revocation(new_client, make):
     """Sessions signed in before the upgrade carry no version: they count as version 0."""
     user = make.client_user(make.organisation())

@@ -12,8 +12,10 @@ from portal import create_app, monthly, quotes
 from portal.extensions import db
 from portal.models import Channel, ClientRole
 
-from . import factories
-from .test_concurrency_pg import monthly_world
+from .. import factories
+from ..test_concurrency_pg import monthly_world
+
+pytestmark = pytest.mark.perf
 
 EXPLAIN_EVERY_PLAN = " ".join((
     "-c session_preload_libraries=auto_explain", "-c auto_explain.log_min_duration=0",
