@@ -335,8 +335,7 @@ def record_payment(
         raise PaymentMismatch()
     paid = db.session.execute(
         update(Invoice)
-        .where(Invoice.id == invoice.id, Invoice.status == InvoiceStatus.ISSUED,
-               Invoice.kind == InvoiceKind.INVOICE)
+        .where(Invoice.id == invoice.id, Invoice.is_payable)
         .values(status=InvoiceStatus.PAID, paid_at=now or utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -389,8 +388,7 @@ def issue_credit_note(
         raise CreditNoteReasonMissing()
     cancelled = db.session.execute(
         update(Invoice)
-        .where(Invoice.id == invoice.id, Invoice.status == InvoiceStatus.ISSUED,
-               Invoice.kind == InvoiceKind.INVOICE)
+        .where(Invoice.id == invoice.id, Invoice.is_payable)
         .values(status=InvoiceStatus.CANCELLED, cancelled_at=now or utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount

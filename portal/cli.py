@@ -143,16 +143,21 @@ def _describe_transport() -> str:
     return f"fichiers .eml dans {config['MAIL_OUTBOX_DIR']} (MAIL_SERVER non défini)"
 
 
-@outbox_cli.command("send", help="Envoie une fois les emails en attente, puis s'arrête.")
+@outbox_cli.command("send", help="Exécute les clôtures mensuelles en file d'attente, envoie une fois "
+                                  "les emails en attente, puis s'arrête.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
               help="Nombre maximal d'emails traités.")
 def outbox_send(limit: int) -> None:
+    closes = monthly.run_queued_closes()
+    if closes:
+        click.echo(f"{closes} clôture(s) mensuelle(s) exécutée(s).")
     result = worker.send_pending(limit=limit)
     click.echo(f"{result.sent} email(s) envoyé(s), {result.retried} à réessayer plus tard, "
                f"{result.failed} en échec ({_describe_transport()}).")
 
 
-@outbox_cli.command("work", help="Envoie les emails en continu ; Ctrl-C ou SIGTERM l'arrête.")
+@outbox_cli.command("work", help="Envoie les emails et exécute les clôtures mensuelles demandées, en "
+                                  "continu ; Ctrl-C ou SIGTERM l'arrête.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Secondes entre deux passages quand la file est vide (défaut : MAIL_WORKER_INTERVAL).")
 def outbox_work(interval: float | None) -> None:
@@ -163,7 +168,7 @@ def outbox_work(interval: float | None) -> None:
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(f"Envoi des emails : {_describe_transport()}.", err=True)
     try:
-        worker.work(interval=interval, stop=stop)
+        worker.work(interval=interval, stop=stop, jobs=(monthly.run_queued_closes,))
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

@@ -205,6 +205,11 @@ class PeriodNotOver(InvalidPeriod):
     message = _l("La période %(period)s n'est pas terminée : elle ne peut pas encore être facturée.")
 
 
+class CloseAlreadyQueued(DomainError):
+    message = _l("La clôture de %(period)s est déjà en file d'attente ou en cours : "
+                 "suivez son avancement sur cette page.")
+
+
 class NothingToBill(DomainError):
     message = _l("Rien à facturer pour cette organisation sur cette période.")
 

@@ -15,6 +15,7 @@ from .models import (
     BillingMode,
     Channel,
     ClientRole,
+    CloseJobStatus,
     CreditEntryKind,
     DecisionKind,
     InvoiceKind,
@@ -89,6 +90,12 @@ LABELS_BY_ENUM: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         OutboxStatus.PENDING: _l("En attente"),
         OutboxStatus.SENT: _l("Envoyé"),
         OutboxStatus.FAILED: _l("En échec"),
+    },
+    CloseJobStatus: {
+        CloseJobStatus.QUEUED: _l("En file d'attente"),
+        CloseJobStatus.RUNNING: _l("En cours"),
+        CloseJobStatus.DONE: _l("Terminée"),
+        CloseJobStatus.FAILED: _l("En échec"),
     },
 }
 

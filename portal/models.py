@@ -31,9 +31,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     func,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -118,6 +120,13 @@ class CreditEntryKind(enum.StrEnum):
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    FAILED = "failed"
+
+
+class CloseJobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
     FAILED = "failed"
 
 
@@ -474,6 +483,18 @@ class Invoice(db.Model):
     def __str__(self) -> str:
         return self.number
 
+    @hybrid_property
+    def is_payable(self) -> bool:
+        """An invoice (not a credit note) issued and neither paid nor cancelled: the one rule of
+        what a client may pay, staff record a transfer for, or cancel by a credit note; in Python on
+        an instance, and in SQL on the class (`select(Invoice).where(Invoice.is_payable)`)."""
+        return self.kind == InvoiceKind.INVOICE and self.status == InvoiceStatus.ISSUED
+
+    @is_payable.inplace.expression
+    @classmethod
+    def _is_payable_expression(cls):
+        return and_(cls.kind == InvoiceKind.INVOICE, cls.status == InvoiceStatus.ISSUED)
+
 
 class QuoteDocument(db.Model):
     """A quote's PDF, rendered once for each state it is shown in (its status and the CGV it is
@@ -549,6 +570,36 @@ class OutboxEmail(db.Model):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_outbox_email_status_next", "status", "next_attempt_at"),)
+
+
+class MonthlyCloseJob(db.Model):
+    """A monthly close asked for from the back office and run by the outbox worker (`flask outbox
+    work`), never inside a web request; one period has at most one job queued or running."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    status: Mapped[CloseJobStatus] = mapped_column(_enum(CloseJobStatus), default=CloseJobStatus.QUEUED)
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    issued_count: Mapped[int] = mapped_column(Integer, default=0)
+    already_billed_count: Mapped[int] = mapped_column(Integer, default=0)
+    failures_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    requested_by: Mapped[User | None] = relationship()
+
+    __table_args__ = (
+        # At most one job queued or running per period: a second click is refused by the database.
+        Index("uq_monthly_close_job_active", "period", unique=True,
+              sqlite_where=text("status IN ('queued', 'running')"),
+              postgresql_where=text("status IN ('queued', 'running')")),
+        Index("ix_monthly_close_job_status", "status", "id"),
+    )
+
+    def __str__(self) -> str:
+        return self.period
 
 
 class AuditEvent(db.Model):

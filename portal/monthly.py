@@ -11,31 +11,39 @@ it holds the invoice number counter, which every acceptance issuing an invoice w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from . import audit, billing
 from .dates import paris_today, period_bounds
-from .exceptions import DomainError, PeriodNotOver
+from .exceptions import CloseAlreadyQueued, DomainError, PeriodNotOver
 from .extensions import db
 from .models import (
     BillingMode,
+    CloseJobStatus,
     Invoice,
     InvoiceKind,
+    MonthlyCloseJob,
     Organisation,
     Quote,
     QuoteLine,
     QuoteStatus,
     User,
     quote_reference,
+    utcnow,
 )
 
 BATCH = 100  # organisations billed in one transaction, their invoices inserted together
+# A job left running that long (its worker died) is run again: the close resumes where it stopped.
+CLOSE_JOB_LEASE = timedelta(hours=1)
+ACTIVE_CLOSE = (CloseJobStatus.QUEUED, CloseJobStatus.RUNNING)
+log = logging.getLogger(__name__)
 
 
 def previous_period(now: datetime | None = None) -> str:
@@ -273,3 +281,112 @@ def _mark_quotes_billed(billed_now: list[tuple[Invoice, tuple[Organisation, list
         [{"billed_quote_id": quote.quote_id, "billing_invoice_id": invoice.id}
          for invoice, (_, quotes) in billed_now for quote in quotes],
     )
+
+
+# --- The close queued from the back office, run by the outbox worker ---------------------------
+
+
+def queue_close(period: str, *, actor: User) -> MonthlyCloseJob:
+    """Queue the close of `period` for the worker (`flask outbox work`); flushes only. A period
+    already queued or running is refused (CloseAlreadyQueued); two concurrent clicks meet the
+    unique index, whose violation leaves the session to be rolled back by the caller."""
+    check_closable(period)
+    if latest_close_job(period, active_only=True) is not None:
+        raise CloseAlreadyQueued(period=period)
+    job = MonthlyCloseJob(period=period, requested_by_id=actor.id, status=CloseJobStatus.QUEUED)
+    db.session.add(job)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        raise CloseAlreadyQueued(period=period) from None
+    audit.record("monthly_close.queued", job, actor=actor, period=period)
+    return job
+
+
+def latest_close_job(period: str, *, active_only: bool = False) -> MonthlyCloseJob | None:
+    """The last close job asked for `period` (only a queued or running one if `active_only`)."""
+    query = select(MonthlyCloseJob).where(MonthlyCloseJob.period == period)
+    if active_only:
+        query = query.where(MonthlyCloseJob.status.in_(ACTIVE_CLOSE))
+    return db.session.scalar(query.order_by(MonthlyCloseJob.id.desc()).limit(1))
+
+
+@dataclass
+class CloseProgress:
+    """How far the billing of a period is: invoices issued vs organisations to bill in all."""
+
+    issued: int
+    pending: int
+
+    @property
+    def total(self) -> int:
+        return self.issued + self.pending
+
+
+def close_progress(period: str) -> CloseProgress:
+    """Invoices issued for `period` and organisations still to bill."""
+    issued = db.session.scalar(select(func.count(Invoice.id)).where(
+        Invoice.billing_period == period, Invoice.kind == InvoiceKind.INVOICE))
+    pending = db.session.scalar(_unbilled_quotes_query(period).with_only_columns(
+        func.count(Quote.organisation_id.distinct())))
+    return CloseProgress(issued=issued or 0, pending=pending or 0)
+
+
+def run_queued_closes(*, now: datetime | None = None) -> int:
+    """Run every queued close (and any left running past CLOSE_JOB_LEASE by a dead worker), oldest
+    first; a job, like `close_month`: it commits as it goes, so call it with a clean session.
+    Returns the number of jobs run. Several workers never run the same job (SKIP LOCKED)."""
+    count = 0
+    while (job_id := _claim_close_job(utcnow())) is not None:
+        _run_close_job(job_id, now=now)
+        count += 1
+    return count
+
+
+def _claim_close_job(now: datetime) -> int | None:
+    claimable = (MonthlyCloseJob.status == CloseJobStatus.QUEUED) | (
+        (MonthlyCloseJob.status == CloseJobStatus.RUNNING)
+        & (MonthlyCloseJob.started_at < now - CLOSE_JOB_LEASE))
+    candidate = (select(MonthlyCloseJob.id).where(claimable).order_by(MonthlyCloseJob.id).limit(1)
+                 .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+                 .scalar_subquery())
+    job_id = db.session.execute(
+        update(MonthlyCloseJob).where(MonthlyCloseJob.id == candidate, claimable)
+        .values(status=CloseJobStatus.RUNNING, started_at=now)
+        .returning(MonthlyCloseJob.id).execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    db.session.commit()
+    return job_id
+
+
+def _run_close_job(job_id: int, *, now: datetime | None) -> None:
+    job = db.session.get(MonthlyCloseJob, job_id)
+    period, actor = job.period, job.requested_by
+    try:
+        summary = close_month(period, actor=actor, now=now)
+    except Exception as error:  # a refusal (the period) or a bug: the job says so, the worker goes on
+        db.session.rollback()
+        if not isinstance(error, DomainError):
+            log.exception("Monthly close %s (job %s) failed", period, job_id)
+        _finish_close_job(job_id, CloseJobStatus.FAILED, error=str(error) or type(error).__name__)
+        return
+    failures = "\n".join(f"{_organisation_name(organisation_id)} : {message}"
+                          for organisation_id, message in summary.failures)
+    _finish_close_job(job_id, CloseJobStatus.DONE, issued_count=len(summary.invoices),
+                      already_billed_count=summary.already_billed,
+                      failures_count=len(summary.failures), error=failures or None)
+    log.info("Monthly close %s (job %s): %s invoice(s) issued, %s failure(s)", period, job_id,
+             len(summary.invoices), len(summary.failures))
+
+
+def _organisation_name(organisation_id: int) -> str:
+    return db.session.scalar(select(Organisation.name).where(Organisation.id == organisation_id)) \
+        or str(organisation_id)
+
+
+def _finish_close_job(job_id: int, status: CloseJobStatus, **values) -> None:
+    db.session.execute(
+        update(MonthlyCloseJob).where(MonthlyCloseJob.id == job_id)
+        .values(status=status, finished_at=utcnow(), **values)
+        .execution_options(synchronize_session=False))
+    db.session.commit()

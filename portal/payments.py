@@ -205,7 +205,7 @@ def card_checkout(invoice: Invoice) -> Checkout:
 
 
 def _open_intent(invoice: Invoice) -> Intent | Outcome:
-    if invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
+    if not invoice.is_payable:
         raise InvoiceNotPayable()
     link = _latest_link(invoice)
     intent = _retrieve(link) if link is not None else None
@@ -508,7 +508,7 @@ def reconcile_candidates() -> list[tuple[int, str]]:
     rows = db.session.execute(
         select(StripePaymentIntent.id, StripePaymentIntent.intent_id)
         .join(Invoice, Invoice.id == StripePaymentIntent.invoice_id)
-        .where(Invoice.status == InvoiceStatus.ISSUED, Invoice.kind == InvoiceKind.INVOICE,
+        .where(Invoice.is_payable,
                or_(StripePaymentIntent.status.is_(None),
                    StripePaymentIntent.status.not_in(("canceled", MISSING))))
         .order_by(StripePaymentIntent.id)

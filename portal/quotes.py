@@ -480,14 +480,25 @@ def _why_undecided(terms_version: TermsVersion | None) -> DomainError:
     return QuoteNotPending()
 
 
+def may_decide(user: User) -> bool:
+    """Whether `user` may accept, refuse and pay for their organisation: an active client user,
+    responsable or gestionnaire (a membre only reads). The one spelling of the rule."""
+    return user.kind == UserKind.CLIENT and user.active and user.client_role in DECIDING_ROLES
+
+
+def mandate_allows(organisation: Organisation) -> bool:
+    """Whether the organisation lets staff validate its quotes on its behalf (its mandate)."""
+    return bool(organisation.staff_validation_allowed)
+
+
 def _check_decider(actor: User, organisation: Organisation) -> None:
     if actor.kind == UserKind.STAFF:
-        if not organisation.staff_validation_allowed:
+        if not mandate_allows(organisation):
             raise MandateMissing()
         return
     if actor.organisation_id != organisation.id or not actor.active:
         raise NotAllowed()
-    if actor.client_role not in DECIDING_ROLES:
+    if not may_decide(actor):
         raise DecidingRoleRequired()
 
 

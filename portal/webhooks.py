@@ -12,9 +12,9 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from . import payments
-from .errors import log_refusal
 from .exceptions import WebhookRejected
-from .extensions import csrf, db
+from .extensions import csrf
+from .transaction import transactional
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
@@ -23,17 +23,13 @@ MAX_PAYLOAD_BYTES = 512 * 1024  # Stripe's events are a few kilobytes
 
 @blueprint.post("/stripe")
 @csrf.exempt
+@transactional
 def stripe_events():
     """Receive one Stripe event: `payment_intent.succeeded` records the payment (once)."""
     if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
         return jsonify(error=str(WebhookRejected())), 413
     payload = request.get_data(cache=False)
-    try:
-        event = payments.verify_event(payload, request.headers.get("Stripe-Signature"))
-        outcome = payments.handle_event(event)
-    except WebhookRejected as error:
-        db.session.rollback()
-        log_refusal(error, 400)
-        return jsonify(error=str(error)), 400
-    db.session.commit()
+    # A refusal (WebhookRejected, 400) is answered in JSON by the error handler, rolled back.
+    event = payments.verify_event(payload, request.headers.get("Stripe-Signature"))
+    outcome = payments.handle_event(event)
     return jsonify(received=True, outcome=outcome.value)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from portal import billing, monthly, quotes
 from portal.dates import paris_today
@@ -14,15 +14,17 @@ from portal.models import (
     BillingMode,
     Channel,
     ClientRole,
+    CloseJobStatus,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
+    MonthlyCloseJob,
     Payment,
     PaymentProvider,
 )
 from portal.seller import seller_settings
 
-from .web import csrf_token, page_text, post_form, queries_of_get, sign_in
+from .web import page_text, post_form, sign_in
 
 
 def _count(model, *where) -> int:
@@ -49,50 +51,6 @@ def staff_client(client, invoiced):
 def _fresh(invoice: Invoice) -> Invoice:
     db.session.expire_all()
     return db.session.get(Invoice, invoice.id)
-
-
-# --- Access -----------------------------------------------------------------------------------
-
-GET_ENDPOINTS = ["/admin/factures/", "/admin/factures/details/?id=1", "/admin/factures/1/virement",
-                 "/admin/factures/1/avoir", "/admin/factures/1/pdf", "/admin/cloture-mensuelle/"]
-POST_ENDPOINTS = ["/admin/factures/1/virement", "/admin/factures/1/avoir",
-                  "/admin/cloture-mensuelle/executer"]
-
-
-def _as_client_user(client, make) -> None:
-    user = make.client_user(make.organisation(), ClientRole.RESPONSABLE)
-    db.session.commit()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user.id)
-        session["_fresh"] = True
-
-
-@pytest.mark.parametrize("url", GET_ENDPOINTS)
-def test_anonymous_visitors_are_sent_to_sign_in(client, url):
-    response = client.get(url)
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/admin/connexion")
-
-
-@pytest.mark.parametrize("url", POST_ENDPOINTS)
-def test_anonymous_posts_are_sent_to_sign_in(client, url):
-    token = csrf_token(client, "/admin/connexion")
-    response = client.post(url, data={"csrf_token": token, "confirm": "y"})
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/admin/connexion")
-
-
-@pytest.mark.parametrize("url", GET_ENDPOINTS)
-def test_client_users_are_refused(client, make, url):
-    _as_client_user(client, make)
-    assert client.get(url).status_code == 403
-
-
-@pytest.mark.parametrize("url", POST_ENDPOINTS)
-def test_client_users_cannot_post(client, make, url):
-    token = csrf_token(client, "/admin/connexion")
-    _as_client_user(client, make)
-    assert client.post(url, data={"csrf_token": token, "confirm": "y"}).status_code == 403
 
 
 # --- Invoice list and page --------------------------------------------------------------------
@@ -264,22 +222,55 @@ def monthly_quotes(make, invoiced):
     return period, org, accepted
 
 
-def test_preview_then_run_the_monthly_close(staff_client, monthly_quotes):
+def _queue_close(staff_client, period: str):
+    return post_form(staff_client, "/admin/cloture-mensuelle/executer",
+                     {"period": period, "confirm": "y"}, form_url="/admin/cloture-mensuelle/")
+
+
+def test_the_button_queues_the_close_and_a_worker_pass_runs_it(staff_client, monthly_quotes):
     period, org, accepted = monthly_quotes
     html = page_text(staff_client.get("/admin/cloture-mensuelle/"))
     assert f"Aperçu de la période {period}" in html and org.name in html
     assert all(quote.reference in html for quote in accepted)
     assert "480,00\u00a0€" in html  # 2 × 240,00 € TTC
-    response = post_form(staff_client, "/admin/cloture-mensuelle/executer",
-                         {"period": period, "confirm": "y"}, form_url="/admin/cloture-mensuelle/")
-    assert response.status_code == 200
+    response = _queue_close(staff_client, period)
+    assert response.status_code == 303
+    html = page_text(staff_client.get(response.headers["Location"]))
+    assert (f"La clôture de {period} est en file d'attente : elle sera exécutée par le service "
+            "d'envoi (flask outbox work) dans quelques secondes.") in html
+    assert f"Clôture de {period} : En file d'attente" in html
+    assert "0 facture(s) émise(s) sur 1 organisation(s) à facturer" in html
+    assert _count(Invoice, Invoice.billing_period == period) == 0  # nothing billed in the request
+    job = monthly.latest_close_job(period)
+    assert job.status == CloseJobStatus.QUEUED and job.requested_by_id == accepted[0].created_by_id
+
+    assert monthly.run_queued_closes() == 1  # the worker's pass
     invoice = db.session.scalar(select(Invoice).where(Invoice.billing_period == period))
     assert invoice.organisation_id == org.id and invoice.total_ttc_cents == 48000
-    html = page_text(response)
-    assert "1 facture émise" in html and invoice.number in html and "Aucun échec." in html
-    again = post_form(staff_client, "/admin/cloture-mensuelle/executer",
-                      {"period": period, "confirm": "y"}, form_url="/admin/cloture-mensuelle/")
-    assert "Aucune facture émise" in page_text(again)
+    db.session.expire_all()
+    job = monthly.latest_close_job(period)
+    assert (job.status, job.issued_count, job.failures_count, job.error) == (CloseJobStatus.DONE, 1, 0, None)
+    assert job.started_at and job.finished_at
+    html = page_text(staff_client.get(f"/admin/cloture-mensuelle/?periode={period}"))
+    assert f"Clôture de {period} : Terminée" in html and "1 facture(s) émise(s) sur 1" in html
+    assert monthly.run_queued_closes() == 0
+
+    _queue_close(staff_client, period)  # closing again: a job that bills nothing more
+    assert monthly.run_queued_closes() == 1
+    db.session.expire_all()
+    assert (monthly.latest_close_job(period).status, monthly.latest_close_job(period).issued_count) == (
+        CloseJobStatus.DONE, 0)
+    assert _count(Invoice, Invoice.billing_period == period) == 1
+
+
+def test_a_second_click_while_queued_does_not_queue_twice(staff_client, monthly_quotes):
+    period, _org, _accepted = monthly_quotes
+    assert _queue_close(staff_client, period).status_code == 303
+    again = _queue_close(staff_client, period)
+    assert again.status_code == 200
+    assert f"La clôture de {period} est déjà en file d'attente ou en cours" in page_text(again)
+    assert _count(MonthlyCloseJob, MonthlyCloseJob.period == period) == 1
+    assert monthly.run_queued_closes() == 1
     assert _count(Invoice, Invoice.billing_period == period) == 1
 
 
@@ -305,6 +296,7 @@ def test_a_period_not_over_is_refused_and_nothing_is_done(staff_client, monthly_
                          {"period": period, "confirm": "y"}, form_url="/admin/cloture-mensuelle/")
     assert response.status_code == 200 and message in page_text(response)
     assert _count(Invoice, Invoice.billing_period.is_not(None)) == 0
+    assert _count(MonthlyCloseJob) == 0
 
 
 def test_failures_are_reported_by_organisation(staff_client, monthly_quotes):
@@ -312,35 +304,15 @@ def test_failures_are_reported_by_organisation(staff_client, monthly_quotes):
     settings = seller_settings()
     settings.siren = ""  # invoices cannot be issued without the seller's SIREN
     db.session.commit()
-    response = post_form(staff_client, "/admin/cloture-mensuelle/executer",
-                         {"period": period, "confirm": "y"}, form_url="/admin/cloture-mensuelle/")
-    html = page_text(response)
-    assert "Aucune facture émise" in html and org.name in html and "le SIREN" in html
+    _queue_close(staff_client, period)
+    monthly.run_queued_closes()
+    html = page_text(staff_client.get(f"/admin/cloture-mensuelle/?periode={period}"))
+    assert "0 facture(s) émise(s), 0 organisation(s) déjà facturée(s), 1 échec(s)" in html
+    assert org.name in html and "le SIREN" in html
     assert _count(Invoice, Invoice.billing_period == period) == 0
 
 
-# --- No COUNT(*), no query per row ------------------------------------------------------------
-
-
-def _invoices(organisation_ids: list[int], start: int, n: int) -> None:
-    db.session.execute(insert(Invoice), [
-        {"kind": InvoiceKind.INVOICE, "number": f"FA-2025-{i:05d}",
-         "organisation_id": organisation_ids[i % len(organisation_ids)],
-         "status": InvoiceStatus.ISSUED, "currency": "EUR", "issue_date": date(2025, 1, 1),
-         "due_date": date(2025, 1, 31), "total_ht_cents": 1000, "total_vat_cents": 200,
-         "total_ttc_cents": 1200, "seller": {}, "buyer": {}, "issued_at": datetime(2025, 1, 1)}
-        for i in range(start, start + n)])
-
-
-def test_the_invoice_list_runs_the_same_queries_for_10_or_1000_rows(staff_client, make):
-    organisation_ids = [make.organisation().id for _ in range(60)]
-    _invoices(organisation_ids, 0, 10)
-    db.session.commit()
-    few = queries_of_get(staff_client, "/admin/factures/")
-    _invoices(organisation_ids, 10, 990)
-    db.session.commit()
-    assert queries_of_get(staff_client, "/admin/factures/") == few
-    assert queries_of_get(staff_client, _filter_url(0, "issued")) == few
+# --- List arguments ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("query", ["page=-1", "page=99999999999999999999", "page=abc", "sort=99"])

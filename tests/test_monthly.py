@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from portal import billing, monthly, quotes
-from portal.exceptions import InvalidInput, InvalidPeriod
+from portal.exceptions import CloseAlreadyQueued, InvalidInput, InvalidPeriod
 from portal.extensions import db
 from portal.models import (
     BillingMode,
     Channel,
     ClientRole,
+    CloseJobStatus,
     Invoice,
+    MonthlyCloseJob,
     OutboxEmail,
     Quote,
+    utcnow,
 )
 
 ACCEPTED_AT = datetime(2026, 3, 15, 10, 0)
@@ -156,3 +160,88 @@ def test_current_future_or_malformed_periods_are_refused(make, billing_world, pe
 def test_previous_period_in_paris_time():
     assert monthly.previous_period(datetime(2026, 3, 31, 22, 30)) == "2026-03"  # 1 April in Paris
     assert monthly.previous_period(datetime(2026, 1, 15)) == "2025-12"
+
+
+# --- The close queued from the back office, run by the outbox worker --------------------------
+
+
+def test_a_queued_close_is_run_once_by_the_worker_and_records_its_summary(make, billing_world):
+    admin, terms = billing_world
+    _monthly_org_with_quotes(make, admin, terms, 2)
+    _monthly_org_with_quotes(make, admin, terms, 1)
+    job = monthly.queue_close("2026-03", actor=admin)
+    db.session.commit()
+    assert job.status == CloseJobStatus.QUEUED and _count(Invoice) == 0
+    with pytest.raises(CloseAlreadyQueued):
+        monthly.queue_close("2026-03", actor=admin)
+    db.session.rollback()
+    assert monthly.close_progress("2026-03") == monthly.CloseProgress(issued=0, pending=2)
+
+    assert monthly.run_queued_closes(now=CLOSE_AT) == 1
+    db.session.expire_all()
+    job = db.session.get(MonthlyCloseJob, job.id)
+    assert (job.status, job.issued_count, job.failures_count) == (CloseJobStatus.DONE, 2, 0)
+    assert _count(Invoice, Invoice.billing_period == "2026-03") == 2
+    assert monthly.close_progress("2026-03") == monthly.CloseProgress(issued=2, pending=0)
+    assert monthly.run_queued_closes(now=CLOSE_AT) == 0
+    monthly.queue_close("2026-03", actor=admin)  # done: the period may be closed again (no-op)
+    db.session.commit()
+
+
+def test_the_database_allows_one_active_job_per_period(make, billing_world):
+    admin, _terms = billing_world
+    db.session.add(MonthlyCloseJob(period="2026-03", requested_by_id=admin.id))
+    db.session.commit()
+    db.session.add(MonthlyCloseJob(period="2026-03", requested_by_id=admin.id,
+                                   status=CloseJobStatus.RUNNING))
+    with pytest.raises(IntegrityError):
+        db.session.commit()
+    db.session.rollback()
+    db.session.add(MonthlyCloseJob(period="2026-03", status=CloseJobStatus.DONE))
+    db.session.add(MonthlyCloseJob(period="2026-02", status=CloseJobStatus.QUEUED))
+    db.session.commit()
+
+
+def test_a_job_left_running_by_a_dead_worker_is_run_again_after_its_lease(make, billing_world):
+    admin, terms = billing_world
+    _monthly_org_with_quotes(make, admin, terms, 1)
+    stale = utcnow() - monthly.CLOSE_JOB_LEASE - timedelta(minutes=1)
+    fresh = MonthlyCloseJob(period="2026-02", status=CloseJobStatus.RUNNING, started_at=utcnow())
+    db.session.add_all([MonthlyCloseJob(period="2026-03", status=CloseJobStatus.RUNNING,
+                                        started_at=stale), fresh])
+    db.session.commit()
+    assert monthly.run_queued_closes(now=CLOSE_AT) == 1  # the stale one only
+    assert _count(Invoice, Invoice.billing_period == "2026-03") == 1
+    assert db.session.get(MonthlyCloseJob, fresh.id).status == CloseJobStatus.RUNNING
+
+
+def test_a_refused_job_fails_with_its_message_and_the_worker_goes_on(make, billing_world):
+    admin, _terms = billing_world
+    job = MonthlyCloseJob(period="2999-01", requested_by_id=admin.id)  # not over
+    db.session.add(job)
+    db.session.commit()
+    assert monthly.run_queued_closes() == 1
+    db.session.expire_all()
+    job = db.session.get(MonthlyCloseJob, job.id)
+    assert job.status == CloseJobStatus.FAILED and "n'est pas terminée" in job.error
+
+
+def test_the_worker_loop_runs_the_jobs_it_is_given(app):
+    import threading
+
+    from portal.delivery import worker
+
+    stop, runs = threading.Event(), []
+    worker.work(interval=0.01, stop=stop, jobs=(lambda: runs.append(1) or stop.set(),))
+    assert runs == [1]
+
+
+def test_flask_outbox_send_runs_the_queued_closes(make, billing_world, runner):
+    admin, terms = billing_world
+    _monthly_org_with_quotes(make, admin, terms, 1)
+    monthly.queue_close("2026-03", actor=admin)
+    db.session.commit()
+    result = runner.invoke(args=["outbox", "send"])
+    assert result.exit_code == 0, result.output
+    assert "1 clôture(s) mensuelle(s) exécutée(s)." in result.output
+    assert _count(Invoice, Invoice.billing_period == "2026-03") == 1

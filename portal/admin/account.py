@@ -10,9 +10,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField
 
 from .. import auth
-from ..exceptions import DomainError
-from ..extensions import db
 from ..i18n import lazy_gettext as _l
+from ..transaction import transaction
 from .base import SecureView, acting_user
 
 
@@ -37,14 +36,10 @@ class AccountView(SecureView):
         form = PasswordChangeForm()
         if form.validate_on_submit():
             user = acting_user()
-            try:
+            with transaction() as outcome:
                 auth.change_password(user, current=form.current.data, new=form.password.data,
                                      confirmation=form.confirm.data)
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 auth.keep_current_session(user)
                 flash(_("Votre mot de passe a été changé. Vos autres sessions ont été fermées."), "success")
                 return redirect(self.get_url(".index"), code=303)
@@ -55,8 +50,8 @@ class AccountView(SecureView):
         """Every other session ends; GET shows the page of its button."""
         if request.method == "POST" and FlaskForm().validate_on_submit():
             user = acting_user()
-            auth.sign_out_everywhere(user)
-            db.session.commit()
+            with transaction():
+                auth.sign_out_everywhere(user)
             auth.keep_current_session(user)
             flash(_("Toutes vos autres sessions ont été fermées ; vous restez connecté sur cet appareil."),
                   "success")

@@ -20,12 +20,13 @@ from wtforms.validators import DataRequired, ValidationError
 
 from .. import accounts
 from ..dates import PERIOD_PATTERN, period_bounds
-from ..exceptions import DomainError, InvalidInput
+from ..exceptions import InvalidInput
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..labels import french_date, label, vat_rate
 from ..models import StaffRole, User
 from ..money import format_amount
+from ..transaction import transaction
 
 
 def is_staff() -> bool:
@@ -285,13 +286,10 @@ class AccountActivationMixin:
 
     def _set_active(self, ids, *, active: bool) -> None:
         users = [user for user in map(self.get_one, ids) if user is not None]
-        try:
+        with transaction() as outcome:
             for user in users:
                 accounts.set_active(user, active=active, actor=acting_user(), ip=client_ip())
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
+        if not outcome.ok:
             return
         if active:
             message = ngettext("%(num)d compte réactivé.", "%(num)d comptes réactivés.", len(users))

@@ -15,12 +15,13 @@ from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, Strin
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from .. import audit, billing, quotes
-from ..exceptions import DomainError, TermsPublished
+from ..exceptions import TermsPublished
 from ..extensions import db
 from ..forms import EuroField
 from ..i18n import lazy_gettext as _l
 from ..labels import french_date, vat_rate
 from ..models import Product, TermsVersion
+from ..transaction import transaction
 from .base import (
     ConfirmForm,
     PortalForm,
@@ -217,13 +218,9 @@ class TermsView(SecureModelView):
             return redirect(self.get_url(".index_view"))
         form = PublishTermsForm()
         if form.validate_on_submit():
-            try:
+            with transaction() as outcome:
                 quotes.publish_terms(terms, actor=acting_user(), ip=client_ip())
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("CGV %(label)s publiées : elles s'appliquent désormais à chaque décision.",
                         label=terms.version_label), "success")
                 return redirect(url_for(".details_view", id=terms.id))

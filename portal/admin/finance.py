@@ -18,7 +18,8 @@ from ..extensions import db, pdf_limit
 from ..forms import EuroField
 from ..i18n import lazy_gettext as _l
 from ..labels import label
-from ..models import Invoice, InvoiceKind, InvoiceStatus, Organisation, PaymentProvider, User
+from ..models import Invoice, InvoiceKind, InvoiceStatus, PaymentProvider, User
+from ..transaction import transaction
 from .base import (
     ChoiceFilter,
     ConfirmForm,
@@ -109,16 +110,12 @@ class InvoiceView(SecureModelView):
         invoice = db.session.get(Invoice, invoice_id) or abort(404)
         form = BankTransferForm()
         if form.validate_on_submit():
-            try:
+            with transaction() as outcome:
                 billing.record_payment(
                     invoice, provider=PaymentProvider.BANK_TRANSFER,
                     provider_reference=form.reference.data, amount_cents=form.amount.data,
                     currency=invoice.currency, actor=acting_user(), ip=client_ip())
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("Virement enregistré : la facture %(number)s est payée.", number=invoice.number),
                       "success")
                 return redirect(_details_url(invoice))
@@ -130,14 +127,10 @@ class InvoiceView(SecureModelView):
         invoice = db.session.get(Invoice, invoice_id) or abort(404)
         form = CreditNoteForm()
         if form.validate_on_submit():
-            try:
+            with transaction() as outcome:
                 note = billing.issue_credit_note(invoice, actor=acting_user(), reason=form.reason.data,
                                                  ip=client_ip())
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("Avoir %(note)s émis : la facture %(number)s est annulée.", note=note.number,
                         number=invoice.number), "success")
                 return redirect(_details_url(invoice))
@@ -148,12 +141,9 @@ class InvoiceView(SecureModelView):
     def pdf(self, invoice_id: int):
         """The invoice's frozen PDF (rendered and stored at the first download)."""
         invoice = db.session.get(Invoice, invoice_id) or abort(404)
-        try:
+        with transaction() as outcome:
             content = documents.invoice_pdf(invoice)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
+        if not outcome.ok:
             return redirect(_details_url(invoice))
         return send_file(io.BytesIO(content), mimetype="application/pdf", as_attachment=True,
                          download_name=f"{invoice.number}.pdf")
@@ -161,7 +151,7 @@ class InvoiceView(SecureModelView):
 
 def _actionable(invoice: Invoice) -> bool:
     """An unpaid invoice (not a credit note) can be paid by transfer or cancelled by a credit note."""
-    return invoice.kind == InvoiceKind.INVOICE and invoice.status == InvoiceStatus.ISSUED
+    return invoice.is_payable
 
 
 def _details_url(invoice: Invoice) -> str:
@@ -179,7 +169,8 @@ class CloseMonthForm(ConfirmForm):
 
 
 class MonthlyCloseView(SecureView):
-    """Preview, then run, the monthly close of a finished month."""
+    """Preview the monthly close of a finished month, queue it for the worker (never run in the
+    request: it may bill thousands of organisations), and follow its progress."""
 
     @expose("/")
     def index(self):
@@ -192,27 +183,26 @@ class MonthlyCloseView(SecureView):
         period = (form.period.data or "").strip()
         if not form.validate_on_submit():
             return self._preview(period, form)
-        try:
-            summary = monthly.close_month(period, actor=acting_user())
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
+        with transaction() as outcome:
+            monthly.queue_close(period, actor=acting_user())
+        if not outcome.ok:
             return self._preview(period, form)
-        failed_ids = [organisation_id for organisation_id, _message in summary.failures]
-        names = dict(db.session.execute(
-            select(Organisation.id, Organisation.name).where(Organisation.id.in_(failed_ids))
-        ).all()) if failed_ids else {}
-        return self.render("admin/monthly_close_result.html", summary=summary, names=names)
+        flash(_("La clôture de %(period)s est en file d'attente : elle sera exécutée par le service "
+                "d'envoi (flask outbox work) dans quelques secondes.", period=period), "success")
+        return redirect(url_for(".index", periode=period), code=303)
 
     def _preview(self, period: str, form: CloseMonthForm):
+        job = progress = None
         try:
             monthly.check_closable(period)
             previews = monthly.preview_month(period)
+            job, progress = monthly.latest_close_job(period), monthly.close_progress(period)
         except DomainError as error:
             flash(str(error), "error")
             previews = None
         return self.render("admin/monthly_close.html", period=period, previews=previews, form=form,
-                           default_period=monthly.previous_period())
+                           default_period=monthly.previous_period(), job=job, progress=progress,
+                           active=job is not None and job.status in monthly.ACTIVE_CLOSE)
 
 
 def register(admin) -> None:

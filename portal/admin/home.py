@@ -15,8 +15,6 @@ from ..extensions import db
 from ..models import (
     BillingMode,
     Invoice,
-    InvoiceKind,
-    InvoiceStatus,
     Organisation,
     Quote,
     QuoteRequest,
@@ -85,8 +83,7 @@ QUEUES = {
                                   load=QuoteRequest.organisation, order_by=(QuoteRequest.created_at,)),
     "awaiting": _queue_statements(Quote, Quote.status == QuoteStatus.SENT, load=Quote.organisation,
                                   order_by=(Quote.valid_until, Quote.id)),
-    "unpaid": _queue_statements(Invoice, Invoice.kind == InvoiceKind.INVOICE,
-                                Invoice.status == InvoiceStatus.ISSUED, Invoice.quote_id.is_not(None),
+    "unpaid": _queue_statements(Invoice, Invoice.is_payable, Invoice.quote_id.is_not(None),
                                 load=Invoice.organisation, order_by=(Invoice.due_date, Invoice.id)),
 }
 # The first rows only, with the number of organisation-months alongside (a window count): before

@@ -14,13 +14,12 @@ from wtforms import Form as PlainForm
 from wtforms.validators import Optional
 
 from .. import billing, documents, quotes, submissions
-from ..errors import log_refusal
 from ..exceptions import (
-    DomainError,
     EmptyQuote,
     InvalidInput,
     InvalidRecipient,
     InvalidVatRate,
+    MandateMissing,
     QuantityOutOfRange,
     UnknownProduct,
 )
@@ -29,6 +28,7 @@ from ..forms import MAX_ID, EuroField, IntegerInput, OnceForm, parse_int
 from ..i18n import lazy_gettext as _l
 from ..labels import vat_rate
 from ..models import Channel, Organisation, Product, Quote, QuoteStatus, User
+from ..transaction import transaction, transactional
 from .base import SecureView
 
 BLANK_LINES = 3
@@ -84,16 +84,11 @@ class QuoteEditorView(SecureView):
         organisation = db.session.get(Organisation, organisation_id) or abort(404)
         form = _quote_form(organisation, None)
         if form.validate_on_submit():
-            try:
+            with transaction() as outcome:
                 submissions.claim(form.submission_token.data)
                 quote = quotes.create_draft(organisation=organisation, actor=current_user,
                                             ip=request.remote_addr, **_draft_fields(form))
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                log_refusal(error)
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("Brouillon %(ref)s enregistré.", ref=quote.reference), "success")
                 return redirect(url_for(".detail", quote_id=quote.id))
         return self._render_editor(organisation, None, form)
@@ -106,16 +101,11 @@ class QuoteEditorView(SecureView):
                                terms=quotes.current_terms())
         form = _quote_form(quote.organisation, quote)
         if form.validate_on_submit():
-            try:
+            with transaction() as outcome:
                 submissions.claim(form.submission_token.data)
                 quotes.update_draft(quote, actor=current_user, ip=request.remote_addr,
                                     **_draft_fields(form))
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                log_refusal(error)
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("Brouillon enregistré."), "success")
                 return redirect(url_for(".detail", quote_id=quote.id))
         return self._render_editor(quote.organisation, quote, form)
@@ -134,9 +124,8 @@ class QuoteEditorView(SecureView):
     @expose("/<int:quote_id>/valider", methods=["GET", "POST"])
     def accept_on_behalf(self, quote_id: int):
         quote = db.session.get(Quote, quote_id) or abort(404)
-        if request.method == "GET" and not quote.organisation.staff_validation_allowed:
-            flash(_("Ce client n'a pas autorisé la validation de devis pour son compte : "
-                    "la validation par l'équipe commerciale est impossible."), "error")
+        if request.method == "GET" and not quotes.mandate_allows(quote.organisation):
+            flash(str(MandateMissing()), "error")  # the POST is refused by the domain itself
             return redirect(url_for(".detail", quote_id=quote.id))
         terms_id = request.form.get("terms_version_id")
         return self._confirmed(quote_id, "accept", lambda quote: quotes.accept(
@@ -146,11 +135,11 @@ class QuoteEditorView(SecureView):
 
     @expose("/<int:quote_id>/pdf")
     @pdf_limit
+    @transactional  # keep the bytes rendered at first need
     def pdf(self, quote_id: int):
         """The quote's PDF, as the client receives it (a draft's: a preview, never stored)."""
         quote = db.session.get(Quote, quote_id) or abort(404)
         content, filename = documents.stored_quote_pdf(quote), f"{quote.reference}.pdf"
-        db.session.commit()  # keep the bytes rendered at first need
         response = Response(content, mimetype="application/pdf")
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
@@ -160,13 +149,9 @@ class QuoteEditorView(SecureView):
         quote = db.session.get(Quote, quote_id) or abort(404)
         if not ActionForm().validate_on_submit():
             abort(400)
-        try:
+        with transaction() as outcome:
             revision = quotes.revise(quote, actor=current_user, ip=request.remote_addr)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            log_refusal(error)
-            flash(str(error), "error")
+        if not outcome.ok:
             return redirect(url_for(".detail", quote_id=quote.id))
         flash(_("Révision %(ref)s créée : modifiez-la puis envoyez-la.", ref=revision.reference),
               "success")
@@ -179,14 +164,9 @@ class QuoteEditorView(SecureView):
         if request.method == "POST":
             if not form.validate_on_submit():
                 abort(400)
-            try:
+            with transaction() as outcome:
                 perform(quote)
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                log_refusal(error)
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(done_message % {"ref": quote.reference}, "success")
             return redirect(url_for(".detail", quote_id=quote.id))
         return self.render("admin/quote_confirm.html", quote=quote, action=action, form=form,

@@ -12,10 +12,10 @@ from sqlalchemy.orm import joinedload, selectinload
 from wtforms import TextAreaField
 
 from .. import quotes
-from ..exceptions import DomainError
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..models import QuoteRequest, QuoteRequestLine, QuoteRequestStatus
+from ..transaction import transaction
 from .base import SecureView
 
 PAGE_SIZE = 50
@@ -53,12 +53,9 @@ class RequestsInboxView(SecureView):
         quote_request = _load(request_id)
         if not FlaskForm().validate_on_submit():
             abort(400)
-        try:
+        with transaction() as outcome:
             quote = quotes.answer_request(quote_request, actor=current_user, ip=request.remote_addr)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
+        if not outcome.ok:
             return redirect(url_for(".detail", request_id=request_id))
         flash(_("Brouillon créé à partir de la demande : complétez-le puis envoyez-le."), "success")
         return redirect(url_for("quote_editor.detail", quote_id=quote.id))
@@ -69,13 +66,10 @@ class RequestsInboxView(SecureView):
         form = DeclineForm()
         if not form.validate_on_submit():
             abort(400)
-        try:
+        with transaction() as outcome:
             quotes.decline_request(quote_request, actor=current_user, reason=form.reason.data or "",
                                    ip=request.remote_addr)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
+        if not outcome.ok:
             return self.render("admin/request_detail.html", item=_load(request_id), form=form,
                                answer_form=FlaskForm())
         flash(_("Demande déclinée ; le client verra le motif dans son espace."), "success")

@@ -10,11 +10,12 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
 from .. import auth, outbox
-from ..exceptions import AccountLocked, DomainError
-from ..extensions import configured_limit, db, limiter
+from ..exceptions import AccountLocked
+from ..extensions import configured_limit, limiter
 from ..i18n import lazy_gettext as _l
 from ..models import UserKind
 from ..security import safe_next_url
+from ..transaction import transaction
 
 blueprint = Blueprint("staff_auth", __name__, url_prefix="/admin")
 
@@ -31,16 +32,12 @@ def login():
     form = SignInForm()
     status, headers = 200, {}
     if form.validate_on_submit():
-        try:
+        with transaction(keep=AccountLocked) as outcome:  # a lock keeps the owner's email
             user = auth.authenticate(form.email.data, form.password.data, kind=UserKind.STAFF,
                                      on_lock=outbox.enqueue_account_locked)
-        except AccountLocked as error:
-            db.session.commit()  # the owner's email, when this very attempt locked the account
-            flash(str(error), "error")
-            status, headers = 429, {"Retry-After": str(60 * error.params["minutes"])}
-        except DomainError as error:
-            flash(str(error), "error")
-        else:
+        if isinstance(outcome.error, AccountLocked):
+            status, headers = 429, {"Retry-After": str(60 * outcome.error.params["minutes"])}
+        elif outcome.ok:
             auth.start_session(user)  # a fresh session at every sign-in
             return redirect(safe_next_url(request.args.get("next"), url_for("admin.index")))
     return render_template("admin/signin.html", form=form), status, headers
@@ -50,8 +47,8 @@ def login():
 def logout():
     """Sign out (POST, CSRF-protected): every session of the user ends, copied cookies too."""
     if current_user.is_authenticated:
-        auth.revoke_sessions(current_user._get_current_object())
-        db.session.commit()
+        with transaction():
+            auth.revoke_sessions(current_user._get_current_object())
         logout_user()
     session.clear()
     flash(_("Vous êtes déconnecté."), "info")

@@ -3,16 +3,14 @@ and their deactivation. Every change goes through `accounts` and is audited."""
 
 from __future__ import annotations
 
-from flask import flash
 from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import accounts, auth
-from ..exceptions import DomainError
-from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import StaffRole, User, UserKind
+from ..transaction import transaction
 from .base import (
     AccountActivationMixin,
     AdminOnly,
@@ -89,26 +87,16 @@ class StaffUserView(AdminOnly, AccountActivationMixin, SecureModelView):
         return StaffRoleForm
 
     def create_model(self, form):
-        try:
+        with transaction() as outcome:
             user = accounts.create_staff_user(
                 email=form.email.data, full_name=form.full_name.data, role=form.staff_role.data,
                 password=form.password.data, actor=acting_user(), ip=client_ip())
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
-            return False
-        return user
+        return user if outcome.ok else False
 
     def update_model(self, form, model) -> bool:
-        try:
+        with transaction() as outcome:
             accounts.set_staff_role(model, role=form.staff_role.data, actor=acting_user(), ip=client_ip())
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
-            return False
-        return True
+        return outcome.ok
 
 
 def register(admin) -> None:

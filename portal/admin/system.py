@@ -25,7 +25,6 @@ from wtforms.validators import (
 
 from .. import accounts, auth, documents, outbox
 from ..delivery import emails
-from ..exceptions import DomainError
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..labels import label
@@ -39,6 +38,7 @@ from ..models import (
     User,
     UserKind,
 )
+from ..transaction import transaction
 from .base import (
     AccountActivationMixin,
     AdminOnly,
@@ -133,16 +133,12 @@ class ClientUserView(AccountActivationMixin, SecureModelView):
         if request.method == "GET":
             form.organisation_id.data = request.args.get("organisation", 0, type=int)
         if form.validate_on_submit():
-            try:
+            with transaction() as outcome:
                 user = accounts.invite_client_user(
                     organisation=db.session.get(Organisation, form.organisation_id.data),
                     email=form.email.data, full_name=form.full_name.data, role=form.role.data,
                     actor=acting_user(), ip=client_ip())
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("Invitation envoyée à %(email)s.", email=user.email), "success")
                 return redirect(self.get_url(".index_view"))
         return self.render("admin/client_user_invite.html", form=form)
@@ -225,13 +221,9 @@ class OutboxEmailView(SecureModelView):
         """Queue a failed email again."""
         form = FlaskForm()
         if form.validate_on_submit():
-            try:
+            with transaction() as outcome:
                 outbox.retry_failed(email_id, actor=acting_user())
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("L'email est remis en file d'envoi : il partira au prochain passage."), "success")
         return redirect(self.get_url(".details_view", id=email_id))
 
@@ -383,13 +375,9 @@ class SellerSettingsView(AdminOnly, SecureView):
         if form.validate_on_submit():
             values = {name: "" if value is None else value
                       for name, value in form.data.items() if name in accounts.SELLER_FIELDS}
-            try:
+            with transaction() as outcome:
                 accounts.save_seller_settings(values=values, actor=acting_user(), ip=client_ip())
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(str(error), "error")
-            else:
+            if outcome.ok:
                 flash(_("Paramètres vendeur enregistrés."), "success")
                 return redirect(self.get_url(".index"))
         return self.render("admin/seller_settings.html", form=form,

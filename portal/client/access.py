@@ -7,6 +7,7 @@ from functools import wraps
 from flask import abort, redirect, request, url_for
 from flask_login import current_user
 
+from .. import quotes
 from ..extensions import db
 from ..models import ClientRole, UserKind
 
@@ -51,5 +52,5 @@ def owned(obj):
 
 
 def can_decide() -> bool:
-    """Responsables and gestionnaires accept, refuse and pay; membres only read."""
-    return current_user.client_role in (ClientRole.RESPONSABLE, ClientRole.GESTIONNAIRE)
+    """Whether the signed-in user may accept, refuse and pay (the domain's `quotes.may_decide`)."""
+    return quotes.may_decide(current_user)

@@ -11,22 +11,20 @@ from sqlalchemy.orm import joinedload, load_only, selectinload
 from wtforms import BooleanField, TextAreaField
 
 from .. import billing, quotes, submissions
-from ..errors import log_refusal
-from ..exceptions import DomainError, InvalidInput, RequestedQuantityOutOfRange
+from ..exceptions import InvalidInput, RequestedQuantityOutOfRange
 from ..extensions import db
 from ..forms import OnceForm, int_arg, parse_int
 from ..i18n import lazy_gettext as _l
 from ..models import (
     CreditEntry,
     Invoice,
-    InvoiceKind,
-    InvoiceStatus,
     Product,
     QuoteRequest,
     QuoteRequestLine,
     User,
 )
 from ..read_only import read_only
+from ..transaction import transaction
 from . import blueprint
 from .access import can_decide, client_required, own, responsable_required
 
@@ -48,7 +46,7 @@ def _keyset(statement, key):
 # once, the organisation and the page as parameters.
 LISTED_COLUMNS = (Invoice.id, Invoice.kind, Invoice.number, Invoice.status, Invoice.total_ttc_cents,
                   Invoice.issue_date, Invoice.due_date)
-_IS_UNPAID = (Invoice.kind == InvoiceKind.INVOICE) & (Invoice.status == InvoiceStatus.ISSUED)
+_IS_UNPAID = Invoice.is_payable
 _OWN_INVOICES = (select(Invoice).options(load_only(*LISTED_COLUMNS, raiseload=True))
                  .where(Invoice.organisation_id == bindparam("organisation_id")))
 UNPAID_INVOICES = _OWN_INVOICES.where(_IS_UNPAID).order_by(Invoice.due_date, Invoice.id)
@@ -110,17 +108,12 @@ def requests():
                                   .order_by(Product.name)).all()
     form = RequestForm()
     if form.validate_on_submit():
-        try:
+        with transaction() as outcome:
             submissions.claim(form.submission_token.data)
             quotes.create_request(organisation=current_user.organisation, requester=current_user,
                                   items=_requested_items(products), message=form.message.data or "",
                                   ip=request.remote_addr)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            log_refusal(error)
-            flash(str(error), "error")
-        else:
+        if outcome.ok:
             flash(_("Votre demande de devis a été envoyée. Nous vous répondrons rapidement."), "success")
             return redirect(url_for("client.requests"))
     sent = _keyset(select(QuoteRequest).where(QuoteRequest.organisation_id == current_user.organisation_id)
@@ -162,15 +155,10 @@ def settings():
     organisation = current_user.organisation
     form = MandateForm()
     if form.validate_on_submit():
-        try:
+        with transaction() as outcome:
             quotes.set_mandate(organisation, allowed=bool(form.allowed.data), actor=current_user,
                                ip=request.remote_addr)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            log_refusal(error)
-            flash(str(error), "error")
-        else:
+        if outcome.ok:
             flash(_("Autorisation enregistrée.") if form.allowed.data
                   else _("Autorisation retirée."), "success")
             return redirect(url_for("client.settings"))

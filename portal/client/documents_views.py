@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Response, abort
 
 from .. import documents
-from ..extensions import db, pdf_limit
+from ..extensions import pdf_limit
 from ..models import Invoice, Quote, QuoteStatus
+from ..transaction import transactional
 from . import blueprint
 from .access import client_required, own
 
@@ -21,22 +22,22 @@ def pdf_response(data: bytes, filename: str) -> Response:
 @blueprint.get("/devis/<int:quote_id>/pdf")
 @client_required
 @pdf_limit
+@transactional  # keep the bytes rendered at first need
 def quote_pdf(quote_id: int):
     """The quote's PDF: stored at the first download of each state of the quote, then served."""
     quote = own(Quote, quote_id)
     if quote.status == QuoteStatus.DRAFT:
         abort(404)
     data, filename = documents.stored_quote_pdf(quote), f"{quote.reference}.pdf"
-    db.session.commit()  # keep the bytes rendered at first need
     return pdf_response(data, filename)
 
 
 @blueprint.get("/factures/<int:invoice_id>/pdf")
 @client_required
 @pdf_limit
+@transactional  # keep the bytes rendered at first need
 def invoice_pdf(invoice_id: int):
     """The invoice's PDF: the bytes stored at first download, served identically ever after."""
     invoice = own(Invoice, invoice_id)
     data = documents.invoice_pdf(invoice)
-    db.session.commit()  # keep the bytes rendered at first need
     return pdf_response(data, f"{invoice.number}.pdf")

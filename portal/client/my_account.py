@@ -9,9 +9,8 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField
 
 from .. import auth
-from ..exceptions import DomainError
-from ..extensions import db
 from ..i18n import lazy_gettext as _l
+from ..transaction import transaction
 from . import blueprint
 from .access import client_required
 
@@ -34,14 +33,10 @@ def my_account():
     form = PasswordChangeForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
-        try:
+        with transaction() as outcome:
             auth.change_password(user, current=form.current.data, new=form.password.data,
                                  confirmation=form.confirm.data)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
-        else:
+        if outcome.ok:
             auth.keep_current_session(user)
             flash(_("Votre mot de passe a été changé. Vos autres sessions ont été fermées."), "success")
             return redirect(url_for("client.my_account"), code=303)
@@ -54,8 +49,8 @@ def sign_out_everywhere():
     """« Se déconnecter partout »: every other session ends (GET shows the page of its button)."""
     if request.method == "POST" and FlaskForm().validate_on_submit():
         user = current_user._get_current_object()
-        auth.sign_out_everywhere(user)
-        db.session.commit()
+        with transaction():
+            auth.sign_out_everywhere(user)
         auth.keep_current_session(user)
         flash(_("Toutes vos autres sessions ont été fermées ; vous restez connecté sur cet appareil."),
               "success")

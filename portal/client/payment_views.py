@@ -16,9 +16,9 @@ from ..exceptions import (
     PayingRoleRequired,
     PaymentIntentRefused,
 )
-from ..extensions import db
-from ..models import Invoice, InvoiceKind, InvoiceStatus
+from ..models import Invoice, InvoiceStatus
 from ..payments import Outcome
+from ..transaction import transaction, transactional
 from . import blueprint
 from .access import can_decide, client_required, own
 
@@ -27,6 +27,7 @@ SETUP_INTENT_ID = re.compile(r"seti_[A-Za-z0-9_]{1,200}")
 
 @blueprint.get("/factures/<int:invoice_id>/payer")
 @client_required
+@transactional
 def invoice_payment(invoice_id: int):
     """The payment page: the payment modules offered for an unpaid invoice."""
     invoice = own(Invoice, invoice_id)
@@ -39,7 +40,6 @@ def invoice_payment(invoice_id: int):
             card = payments.card_checkout(invoice)
         except CardPaymentUnavailable as error:
             card_error = str(error)
-        db.session.commit()
         if card is not None and card.outcome is not None:
             return _show_outcome(invoice, card.outcome)
     return render_template("client/payment.html", invoice=invoice, seller=invoice.seller, card=card,
@@ -53,12 +53,10 @@ def invoice_payment_return(invoice_id: int):
     invoice = own(Invoice, invoice_id)
     if not can_decide():
         return _refusal(invoice)
-    try:
+    with transaction(refusals=CardPaymentUnavailable) as settled:
         outcome = payments.settle_return(invoice, request.args.get("payment_intent"))
-    except CardPaymentUnavailable as error:
-        flash(str(error), "error")
+    if not settled.ok:
         return redirect(url_for("client.invoice_page", invoice_id=invoice.id))
-    db.session.commit()
     return _show_outcome(invoice, outcome)
 
 
@@ -79,8 +77,8 @@ def invoice_payment_confirm(invoice_id: int):
     setup_intent = body.get("setup_intent") if isinstance(body, dict) else None
     if not isinstance(setup_intent, str) or not SETUP_INTENT_ID.fullmatch(setup_intent):
         raise CardNotRecognised()
-    result = payments.confirm_on_server(invoice, setup_intent)
-    db.session.commit()
+    with transaction(refusals=()):  # committed, a decline too; a refusal is the JSON error
+        result = payments.confirm_on_server(invoice, setup_intent)
     status = ("declined" if result.declined else "succeeded" if result.outcome in payments.PAID_OUTCOMES
               else str(result.outcome or "requires_action"))
     answer = {"status": status, "outcome": str(result.outcome) if result.outcome else None,
@@ -96,7 +94,7 @@ def _refusal(invoice: Invoice):
     """The way back to the invoice when the current user may not pay it, or it is not to pay."""
     if not can_decide():
         flash(str(PayingRoleRequired()), "error")
-    elif invoice.kind != InvoiceKind.INVOICE or invoice.status != InvoiceStatus.ISSUED:
+    elif not invoice.is_payable:
         flash(_("Cette facture n'est pas à régler (déjà payée ou annulée)."), "info")
     else:
         return None

@@ -11,12 +11,12 @@ from wtforms import BooleanField, HiddenField, TextAreaField
 
 from .. import quotes
 from ..dates import paris_today, period_bounds
-from ..exceptions import DomainError, TermsChanged
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..models import BillingMode, Channel, CreditEntry, Invoice, Quote, QuoteStatus, TermsVersion
 from ..read_only import read_only
 from ..seller import current_terms
+from ..transaction import transaction
 from . import blueprint
 from .access import can_decide, client_required, own, owned
 
@@ -111,16 +111,9 @@ def decide(quote_id: int):
         flash(_("Cochez « J'ai lu et j'accepte les Conditions Générales de Vente » pour valider le devis."),
               "error")
         return _render_quote(quote, form, 422)
-    try:
+    with transaction() as outcome:
         decision = _record_decision(quote, form, action, in_force)
-        db.session.commit()
-    except TermsChanged as error:
-        db.session.rollback()
-        flash(str(error), "error")
-        return _render_quote(_visible_quote(quote_id), DecisionForm(formdata=None), 409)
-    except DomainError as error:
-        db.session.rollback()
-        flash(str(error), "error")
+    if not outcome.ok:
         return _render_quote(_visible_quote(quote_id), DecisionForm(formdata=None), 409)
     return _after_decision(quote, decision.kind.value)
 

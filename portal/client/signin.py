@@ -12,11 +12,12 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
 from .. import auth, outbox
-from ..exceptions import AccountLocked, DomainError, MagicLinkInvalid
+from ..exceptions import AccountLocked, MagicLinkInvalid
 from ..extensions import configured_limit, db, limiter
 from ..i18n import lazy_gettext as _l
 from ..models import User, UserKind
 from ..security import safe_next_url
+from ..transaction import transaction
 from . import blueprint
 from .quotes_views import LINK_SESSION_KEY
 
@@ -51,16 +52,12 @@ def login():
     form = SignInForm()
     status, headers = 200, {}
     if form.validate_on_submit():
-        try:
+        with transaction(keep=AccountLocked) as outcome:  # a lock keeps the owner's email
             user = auth.authenticate(form.email.data, form.password.data, kind=UserKind.CLIENT,
                                      on_lock=outbox.enqueue_account_locked)
-        except AccountLocked as error:
-            db.session.commit()  # the owner's email, when this very attempt locked the account
-            flash(str(error), "error")
-            status, headers = 429, {"Retry-After": str(60 * error.params["minutes"])}
-        except DomainError as error:
-            flash(str(error), "error")
-        else:
+        if isinstance(outcome.error, AccountLocked):
+            status, headers = 429, {"Retry-After": str(60 * outcome.error.params["minutes"])}
+        elif outcome.ok:
             start_session(user)
             return redirect(_destination())
     return render_template("client/login.html", form=form, link_form=LinkRequestForm(formdata=None),
@@ -78,8 +75,8 @@ def request_link():
         user = db.session.scalar(select(User).where(
             User.email == email, User.kind == UserKind.CLIENT, User.active.is_(True)))
         if auth.link_request_allowed(email) and user is not None:
-            outbox.enqueue_login_link(user)
-            db.session.commit()
+            with transaction():
+                outbox.enqueue_login_link(user)
         flash(_("Si un compte existe pour cette adresse, un lien de connexion vient de lui être envoyé. "
                 "Il est valable pendant une durée limitée et ne sert qu'une fois."), "info")
     else:
@@ -102,12 +99,9 @@ def consume_link(token: str):
         return redirect(url_for("client.login"))
     link = auth.peek_link(token)
     destination = _link_destination(link)
-    try:
+    with transaction(refusals=MagicLinkInvalid) as outcome:
         user = auth.consume_magic_link(token)
-        db.session.commit()
-    except MagicLinkInvalid as error:
-        db.session.rollback()
-        flash(str(error), "error")
+    if not outcome.ok:
         return redirect(url_for("client.login", next=destination), code=303)
     start_session(user)
     if link.quote_id is not None:
@@ -129,18 +123,12 @@ def invitation(token: str):
     form = NewPasswordForm()
     headers = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
     if form.validate_on_submit():
-        try:
+        with transaction() as outcome:
             user = auth.accept_invitation(token, password=form.password.data,
                                           confirmation=form.confirm.data)
-            db.session.commit()
-        except MagicLinkInvalid as error:
-            db.session.rollback()
-            flash(str(error), "error")
+        if isinstance(outcome.error, MagicLinkInvalid):
             return redirect(url_for("client.login"), code=303)
-        except DomainError as error:
-            db.session.rollback()
-            flash(str(error), "error")
-        else:
+        if outcome.ok:
             start_session(user)
             flash(_("Votre mot de passe est enregistré. Bienvenue dans votre espace client."), "success")
             return redirect(url_for("client.quote_list"), code=303)
@@ -151,8 +139,8 @@ def invitation(token: str):
 def logout():
     """Sign out (POST, CSRF-protected): every session of the user ends, copied cookies too."""
     if current_user.is_authenticated:
-        auth.revoke_sessions(current_user._get_current_object())
-        db.session.commit()
+        with transaction():
+            auth.revoke_sessions(current_user._get_current_object())
         logout_user()
     session.clear()
     flash(_("Vous êtes déconnecté."), "info")

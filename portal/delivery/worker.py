@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,13 +69,16 @@ def send_pending(*, limit: int = 100, now: datetime | None = None,
 
 
 def work(*, interval: float | None = None, limit: int = 100,
-         stop: threading.Event | None = None) -> None:
-    """Dispatch passes until `stop` is set; a failing pass is logged, never fatal."""
+         stop: threading.Event | None = None, jobs: Sequence[Callable[[], object]] = ()) -> None:
+    """Dispatch passes until `stop` is set; a failing pass is logged, never fatal. Each pass first
+    runs `jobs` (the CLI passes the queued monthly closes: the domain is not imported here)."""
     stop = stop or threading.Event()
     interval = current_app.config["MAIL_WORKER_INTERVAL"] if interval is None else interval
     while not stop.is_set():
         busy = False
         try:
+            for job in jobs:
+                job()
             busy = send_pending(limit=limit, stop=stop).attempted >= limit
         except Exception:
             log.exception("Outbox pass failed; next try in %s s", interval)
