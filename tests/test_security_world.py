@@ -63,6 +63,7 @@ SYSTEM_TEXT_FIELDS = {
     "number_counter": {"series"},
     "invoice": {"number", "billing_period", "currency", "pdf_sha256"},
     "quote_document": {"state_key", "pdf_sha256"},
+    "monthly_close_job": {"period", "error"},
     "payment": {"currency"},
     "outbox_email": {"recipient", "template", "dedupe_key", "last_error"},
     "audit_event": {"action", "object_type", "ip"},

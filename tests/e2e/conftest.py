@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from portal import create_app, demo
+from portal import create_app, demo, monthly
 from portal.config import TestConfig
 from portal.delivery import worker
 from portal.extensions import db
@@ -118,9 +118,11 @@ class LiveApp:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def deliver_emails(self) -> list[Received]:
-        """Run the outbox (as `flask outbox work` does) and return the emails that arrived since
-        the last call."""
+        """Run one pass of the outbox worker (as `flask outbox send` does: the monthly closes queued
+        from the back office, then the emails due) and return the emails that arrived since the
+        last call."""
         with self._lock, self.app.app_context():
+            monthly.run_queued_closes()
             worker.send_pending()
         new = self.smtp.messages[self.read :]
         self.read += len(new)
