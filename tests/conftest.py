@@ -188,3 +188,29 @@ hypothesis_settings.register_profile("portal", max_examples=25, deadline=None, d
 hypothesis_settings.register_profile("explore", max_examples=300, deadline=None, database=None,
                                      suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "portal"))
+
+
+# --- A pool of one connection (tests of the idle ping and of killed connections) ----------------
+
+
+def _own_pool_app(app, idle_ping_seconds: float):
+    """The test database behind a pool of its own, so that its connections can be killed."""
+    return create_app({**app.config, "DB_IDLE_PING_SECONDS": idle_ping_seconds,
+                       "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}})
+
+
+@pytest.fixture
+def own_pool_app(app):
+    isolated = _own_pool_app(app, 10.0)
+    yield isolated
+    with isolated.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def pinging_pool_app(app):
+    """Every checkout counts as idle long enough to be pinged."""
+    isolated = _own_pool_app(app, 0.0)
+    yield isolated
+    with isolated.app_context():
+        db.engine.dispose()

@@ -4,37 +4,12 @@ next is served. Which connections are pinged, and how they are handed over: test
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import create_engine, text
 
-from portal import create_app
 from portal.extensions import db
 
 from .conftest import IsolatedClient
 from .web import sign_in
-
-
-def _own_pool_app(app, idle_ping_seconds: float):
-    """The test database behind a pool of its own, so that its connections can be killed."""
-    return create_app({**app.config, "DB_IDLE_PING_SECONDS": idle_ping_seconds,
-                       "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}})
-
-
-@pytest.fixture
-def own_pool_app(app):
-    isolated = _own_pool_app(app, 10.0)
-    yield isolated
-    with isolated.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
-def pinging_pool_app(app):
-    """Every checkout counts as idle long enough to be pinged."""
-    isolated = _own_pool_app(app, 0.0)
-    yield isolated
-    with isolated.app_context():
-        db.engine.dispose()
 
 
 def _backend_pid() -> int:

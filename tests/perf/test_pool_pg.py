@@ -11,27 +11,9 @@ from sqlalchemy.exc import OperationalError
 
 from portal.extensions import db
 
-from ..test_pool_pg import _backend_pid, _own_pool_app, _terminate
+from ..test_pool_pg import _backend_pid, _terminate
 
 pytestmark = pytest.mark.perf
-
-
-@pytest.fixture
-def own_pool_app(app):
-    """A connection counts as idle only after 10 s: one used moments ago is not pinged."""
-    isolated = _own_pool_app(app, 10.0)
-    yield isolated
-    with isolated.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
-def pinging_pool_app(app):
-    """Every checkout counts as idle long enough to be pinged."""
-    isolated = _own_pool_app(app, 0.0)
-    yield isolated
-    with isolated.app_context():
-        db.engine.dispose()
 
 
 def test_a_pinged_connection_is_handed_over_outside_a_transaction(pinging_pool_app):
