@@ -26,3 +26,9 @@ def period_bounds(period: str) -> tuple[date, date]:
         raise InvalidPeriod()
     first = date(int(match.group(1)), int(match.group(2)), 1)
     return first, (first + timedelta(days=32)).replace(day=1)
+
+
+def billing_period_bounds(period: str) -> tuple[date, date]:
+    """First and last day of a billing period 2026-03, as invoices print it."""
+    first, next_month = period_bounds(period)
+    return first, next_month - timedelta(days=1)

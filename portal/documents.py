@@ -1,12 +1,13 @@
 """PDF of quotes and invoices (WeasyPrint, Jinja templates in templates/documents/) and Factur-X.
 
-Invoices and credit notes are PDF/A-3b files carrying their EN 16931 (CII) XML. An invoice's PDF
-is rendered once, at first need, and stored with its SHA-256; every later download serves those
-exact bytes (a re-render would differ by its timestamps, and by any later template change), so
-nothing ever re-renders an issued invoice. Quotes are not frozen, but a quote's PDF is downloaded
-far more often than what it shows changes: a sent (or decided…) quote's download is rendered once
-for each state of its document and stored (QuoteDocument), keyed by the SHA-256 of the HTML it is
-rendered from; a draft's preview is always rendered live.
+Invoices and credit notes are PDF/A-3b files carrying their EN 16931 (CII) XML, built by
+`facturx_xml` from the same context as the PDF. An invoice's PDF is rendered once, at first need,
+and stored with its SHA-256; every later download serves those exact bytes (a re-render would
+differ by its timestamps, and by any later template change), so nothing ever re-renders an issued
+invoice. Quotes are not frozen, but a quote's PDF is downloaded far more often than what it shows
+changes: a sent (or decided…) quote's download is rendered once for each state of its document and
+stored (QuoteDocument), keyed by the SHA-256 of the HTML it is rendered from; a draft's preview is
+always rendered live.
 
 Functions take model objects, never a request; storing a PDF flushes and the caller commits.
 """
@@ -15,22 +16,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
 import facturx
 import weasyprint
 from babel import dates as babel_dates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from lxml import etree
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .config import BASE_DIR
-from .dates import paris_today, period_bounds
+from .dates import billing_period_bounds, paris_today, period_bounds
 from .extensions import db
+from .facturx_xml import cii_xml
 from .models import (
     BillingMode,
     Invoice,
@@ -242,7 +242,7 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     title = f"{_kind_label(invoice)} {invoice.number}"
     return facturx.generate_from_binary(
         base,
-        _build_xml(invoice, context),
+        cii_xml(invoice, context),
         flavor="factur-x",
         level=FACTURX_LEVEL,
         check_xsd=True,
@@ -263,6 +263,11 @@ def facturx_xml(invoice: Invoice) -> bytes:
         if xml:
             return xml
     return build_facturx_xml(invoice)
+
+
+def build_facturx_xml(invoice: Invoice) -> bytes:
+    """Build the EN 16931 CII XML of an invoice or credit note from its frozen data."""
+    return cii_xml(invoice, _invoice_context(invoice))
 
 
 def _kind_label(invoice: Invoice) -> str:
@@ -303,196 +308,3 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
         "payment_days": (invoice.due_date - invoice.issue_date).days,
         "vat_breakdown": vat_breakdown(invoice.lines),
     }
-
-
-def billing_period_bounds(period: str) -> tuple[date, date]:
-    """First and last day of a billing period 2026-03."""
-    first, next_month = period_bounds(period)
-    return first, next_month - timedelta(days=1)
-
-
-# --- Factur-X (EN 16931, UN/CEFACT CII D16B) --------------------------------------------------
-
-NS = {
-    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
-    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
-    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
-    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
-}
-TYPE_CODES = {InvoiceKind.INVOICE: "380", InvoiceKind.CREDIT_NOTE: "381"}
-SIREN_SCHEME = "0002"  # ISO 6523 ICD of the French SIRENE register
-
-
-def xml_amount(cents: int) -> str:
-    """Integer cents as a CII amount: 123456 → 1234.56."""
-    return f"{Decimal(cents) / 100:.2f}"
-
-
-def vat_category(vat_rate_bp: int) -> str:
-    """UNCL 5305 category: S (standard rates); Z (zero rated) for 0 %, which needs no reason."""
-    return "S" if vat_rate_bp else "Z"
-
-
-def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    prefix, name = tag.split(":")
-    element = etree.SubElement(parent, f"{{{NS[prefix]}}}{name}", attrs)
-    if text is not None:
-        element.text = text
-    return element
-
-
-def _date(parent: etree._Element, tag: str, value: date) -> None:
-    _el(_el(parent, tag), "udt:DateTimeString", value.strftime("%Y%m%d"), format="102")
-
-
-def build_facturx_xml(invoice: Invoice) -> bytes:
-    """Build the EN 16931 CII XML of an invoice or credit note from its frozen data."""
-    return _build_xml(invoice, _invoice_context(invoice))
-
-
-def _build_xml(invoice: Invoice, context: dict[str, Any]) -> bytes:
-    seller, buyer = context["seller"], context["buyer"]
-    root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
-    guideline = _el(
-        _el(root, "rsm:ExchangedDocumentContext"), "ram:GuidelineSpecifiedDocumentContextParameter"
-    )
-    _el(guideline, "ram:ID", "urn:cen.eu:en16931:2017")
-    document = _el(root, "rsm:ExchangedDocument")
-    _el(document, "ram:ID", invoice.number)
-    _el(document, "ram:TypeCode", TYPE_CODES[invoice.kind])
-    _date(document, "ram:IssueDateTime", invoice.issue_date)
-    for subject, content in _xml_notes(invoice, context):
-        note = _el(document, "ram:IncludedNote")
-        _el(note, "ram:Content", content)
-        if subject:
-            _el(note, "ram:SubjectCode", subject)
-
-    transaction = _el(root, "rsm:SupplyChainTradeTransaction")
-    for line in invoice.lines:
-        item = _el(transaction, "ram:IncludedSupplyChainTradeLineItem")
-        _el(_el(item, "ram:AssociatedDocumentLineDocument"), "ram:LineID", str(line.position))
-        _el(_el(item, "ram:SpecifiedTradeProduct"), "ram:Name", line.label)
-        price = _el(_el(item, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
-        _el(price, "ram:ChargeAmount", xml_amount(line.unit_price_cents))
-        _el(
-            _el(item, "ram:SpecifiedLineTradeDelivery"),
-            "ram:BilledQuantity",
-            str(line.quantity),
-            unitCode="C62",
-        )
-        settlement = _el(item, "ram:SpecifiedLineTradeSettlement")
-        tax = _el(settlement, "ram:ApplicableTradeTax")
-        _el(tax, "ram:TypeCode", "VAT")
-        _el(tax, "ram:CategoryCode", vat_category(line.vat_rate_bp))
-        _el(tax, "ram:RateApplicablePercent", xml_amount(line.vat_rate_bp))
-        _el(
-            _el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation"),
-            "ram:LineTotalAmount",
-            xml_amount(line.total_ht_cents),
-        )
-
-    agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
-    _xml_party(agreement, "ram:SellerTradeParty", name=seller["company_name"], party=seller)
-    _xml_party(agreement, "ram:BuyerTradeParty", name=buyer["name"], party=buyer)
-    if invoice.quote is not None:
-        _el(
-            _el(agreement, "ram:SellerOrderReferencedDocument"),
-            "ram:IssuerAssignedID",
-            invoice.quote.reference,
-        )
-    delivery = _el(transaction, "ram:ApplicableHeaderTradeDelivery")
-    if invoice.sale_date is not None:
-        _date(
-            _el(delivery, "ram:ActualDeliverySupplyChainEvent"), "ram:OccurrenceDateTime", invoice.sale_date
-        )
-
-    settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
-    _el(settlement, "ram:PaymentReference", invoice.number)
-    _el(settlement, "ram:InvoiceCurrencyCode", invoice.currency)
-    if invoice.kind == InvoiceKind.INVOICE and seller.get("iban"):
-        means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
-        _el(means, "ram:TypeCode", "58")  # SEPA credit transfer
-        _el(means, "ram:Information", "Virement SEPA")
-        _el(
-            _el(means, "ram:PayeePartyCreditorFinancialAccount"),
-            "ram:IBANID",
-            "".join(seller["iban"].split()),
-        )
-        if seller.get("bic"):
-            _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", seller["bic"])
-    for group in context["vat_breakdown"]:
-        tax = _el(settlement, "ram:ApplicableTradeTax")
-        _el(tax, "ram:CalculatedAmount", xml_amount(group["vat"]))
-        _el(tax, "ram:TypeCode", "VAT")
-        _el(tax, "ram:BasisAmount", xml_amount(group["basis"]))
-        _el(tax, "ram:CategoryCode", vat_category(group["rate_bp"]))
-        _el(tax, "ram:RateApplicablePercent", xml_amount(group["rate_bp"]))
-    if invoice.billing_period:
-        first, last = billing_period_bounds(invoice.billing_period)
-        period = _el(settlement, "ram:BillingSpecifiedPeriod")
-        _date(period, "ram:StartDateTime", first)
-        _date(period, "ram:EndDateTime", last)
-    terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
-    days = context["payment_days"]
-    _el(terms, "ram:Description", f"Paiement à {days} jours" if days else "Paiement à réception")
-    _date(terms, "ram:DueDateDateTime", invoice.due_date)
-    totals = _el(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
-    _el(totals, "ram:LineTotalAmount", xml_amount(sum(line.total_ht_cents for line in invoice.lines)))
-    _el(totals, "ram:TaxBasisTotalAmount", xml_amount(invoice.total_ht_cents))
-    _el(totals, "ram:TaxTotalAmount", xml_amount(invoice.total_vat_cents), currencyID=invoice.currency)
-    _el(totals, "ram:GrandTotalAmount", xml_amount(invoice.total_ttc_cents))
-    _el(totals, "ram:DuePayableAmount", xml_amount(invoice.total_ttc_cents))
-    credited = invoice.credited_invoice
-    if credited is not None:
-        reference = _el(settlement, "ram:InvoiceReferencedDocument")
-        _el(reference, "ram:IssuerAssignedID", credited.number)
-        _el(
-            _el(reference, "ram:FormattedIssueDateTime"),
-            "qdt:DateTimeString",
-            credited.issue_date.strftime("%Y%m%d"),
-            format="102",
-        )
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-def _xml_party(parent: etree._Element, tag: str, *, name: str, party: dict[str, str]) -> None:
-    element = _el(parent, tag)
-    _el(element, "ram:Name", name)
-    if party.get("siren"):
-        _el(_el(element, "ram:SpecifiedLegalOrganization"), "ram:ID", party["siren"], schemeID=SIREN_SCHEME)
-    address = _el(element, "ram:PostalTradeAddress")
-    for key, tag_name in (
-        ("postal_code", "ram:PostcodeCode"),
-        ("address_line1", "ram:LineOne"),
-        ("address_line2", "ram:LineTwo"),
-        ("city", "ram:CityName"),
-    ):
-        if party.get(key):
-            _el(address, tag_name, party[key])
-    _el(address, "ram:CountryID", party.get("country") or "FR")
-    if party.get("email"):
-        _el(_el(element, "ram:URIUniversalCommunication"), "ram:URIID", party["email"], schemeID="EM")
-    if party.get("vat_number"):
-        _el(_el(element, "ram:SpecifiedTaxRegistration"), "ram:ID", party["vat_number"], schemeID="VA")
-
-
-def _xml_notes(invoice: Invoice, context: dict[str, Any]) -> list[tuple[str | None, str]]:
-    """The French mentions as CII notes, with their UNTDID 4451 subject codes."""
-    seller = context["seller"]
-    notes: list[tuple[str | None, str]] = [
-        (
-            "REG",
-            f"{seller['legal_form']} au capital de {seller['share_capital']} — "
-            f"SIREN {seller['siren']} RCS {seller['rcs_city']}",
-        ),
-        ("AAB", f"Escompte pour paiement anticipé : {context['early_payment_discount']}"),
-        ("PMD", f"Pénalités de retard : {context['late_penalty_rate']}"),
-        ("PMT", f"Indemnité forfaitaire pour frais de recouvrement : {RECOVERY_INDEMNITY}"),
-        ("AAI", f"Catégorie de l'opération : {context['operation_category']}"),
-    ]
-    if context["covered_quotes"]:
-        references = ", ".join(quote.reference for quote in context["covered_quotes"])
-        notes.append(("AAI", f"Devis concernés : {references}"))
-    if invoice.reason:
-        notes.append(("AAI", f"Motif : {invoice.reason}"))
-    return notes

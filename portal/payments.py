@@ -7,6 +7,10 @@ take plain data (no request), flush only, and leave the commit to their caller.
 
 `STRIPE_API_BASE` and `STRIPE_JS_URL` are settings, so the same code talks to Stripe or to
 localstripe (`make run`, the tests).
+
+One module on purpose, longer than 450 lines: it is the only one that imports `stripe`, so every
+Stripe call, its errors and the webhook's signature check stay together, and the payment page, the
+webhook and reconciliation all end in `settle`, which a split would have to make public.
 """
 
 from __future__ import annotations

@@ -1,8 +1,14 @@
-"""Quotes: authoring, sending, revisions, requests, acceptance and refusal, expiry.
+"""Quotes: authoring, sending, revisions, acceptance and refusal, the mandate and the CGV.
+
+Requests for a quote are in `quote_requests`; reminders and the daily expiry in `quote_expiry`.
 
 Every function flushes only; the caller commits once. State changes that race with other
 actors are conditional UPDATEs (`WHERE status = 'sent'`), so one click wins and the others get
 `QuoteNotPending`.
+
+One module on purpose, longer than 450 lines: a quote's life from draft to decision is one state
+machine, and every change of its status goes through `_transition`, the compare-and-set that a split
+would have to make public (`expire` is the one `quote_expiry` calls).
 """
 
 from __future__ import annotations
@@ -18,14 +24,12 @@ from flask import current_app
 from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import audit, billing, outbox
+from . import audit, billing, credits, outbox
 from .dates import paris_today
 from .exceptions import (
     DecidingRoleRequired,
-    DeclineReasonMissing,
     DomainError,
     EmptyQuote,
-    EmptyRequest,
     InvalidPrice,
     InvalidQuantity,
     InvalidRecipient,
@@ -42,7 +46,6 @@ from .exceptions import (
     QuoteNotDraft,
     QuoteNotPending,
     QuoteTooLarge,
-    RequestNotOpen,
     RevisionInProgress,
     TermsAlreadyPublished,
     TermsBodyMissing,
@@ -63,8 +66,6 @@ from .models import (
     Quote,
     QuoteLine,
     QuoteRequest,
-    QuoteRequestLine,
-    QuoteRequestStatus,
     QuoteStatus,
     TermsVersion,
     User,
@@ -111,7 +112,7 @@ def create_draft(
     ip: str | None = None,
 ) -> Quote:
     """Create a draft quote for an organisation (products published or not, or free lines)."""
-    _require_staff(actor)
+    require_staff(actor)
     if recipient is not None:
         _check_recipient(recipient, organisation)
     quote = Quote(organisation=organisation, created_by=actor, recipient=recipient,
@@ -135,7 +136,7 @@ def update_draft(
     ip: str | None = None,
 ) -> Quote:
     """Edit a draft: replace its lines, recipient, title or validity (only given fields change)."""
-    _require_staff(actor)
+    require_staff(actor)
     if quote.status != QuoteStatus.DRAFT:
         raise QuoteNotDraft()
     if recipient is not None:
@@ -161,14 +162,14 @@ def _build_lines(lines: Iterable[LineInput]) -> list[QuoteLine]:
     return built
 
 
-def _product(product_id: object) -> Product | None:
+def find_product(product_id: object) -> Product | None:
     """The product of that id; None for an id that cannot be one."""
     if isinstance(product_id, bool) or not isinstance(product_id, int) or not 0 < product_id <= MAX_ID:
         return None
     return db.session.get(Product, product_id)
 
 
-def _check_quantity(quantity: object) -> None:
+def check_quantity(quantity: object) -> None:
     """A whole number of units, 1 to MAX_QUANTITY."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise InvalidQuantity()
@@ -177,10 +178,10 @@ def _check_quantity(quantity: object) -> None:
 
 
 def _build_line(position: int, line: LineInput) -> QuoteLine:
-    _check_quantity(line.quantity)
+    check_quantity(line.quantity)
     product = None
     if line.product_id is not None:
-        product = _product(line.product_id)
+        product = find_product(line.product_id)
         if product is None:
             raise UnknownProduct()
     label = (line.label or (product.name if product else "")).strip()
@@ -225,7 +226,8 @@ def _check_recipient(recipient: User, organisation: Organisation) -> None:
         raise InvalidRecipient()
 
 
-def _require_staff(actor: User) -> None:
+def require_staff(actor: User) -> None:
+    """Quotes and quote requests are handled by staff only."""
     if actor.kind != UserKind.STAFF:
         raise NotAllowed()
 
@@ -235,7 +237,7 @@ def _require_staff(actor: User) -> None:
 
 def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | None = None) -> Quote:
     """Send a draft: number it, freeze it, set its validity and billing mode, email the recipient."""
-    _require_staff(actor)
+    require_staff(actor)
     if quote.status != QuoteStatus.DRAFT:
         raise QuoteNotDraft()
     if not quote.lines:
@@ -271,7 +273,7 @@ def _supersede(previous: Quote, *, actor: User, ip: str | None) -> None:
 
 def revise(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
     """Start a new revision of a sent quote; it replaces the sent one when it is sent."""
-    _require_staff(actor)
+    require_staff(actor)
     if quote.status != QuoteStatus.SENT:
         raise QuoteNotPending()
     pending = db.session.scalar(
@@ -298,7 +300,7 @@ def revise(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
 
 def cancel(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
     """Cancel a draft or a sent quote."""
-    _require_staff(actor)
+    require_staff(actor)
     if quote.status == QuoteStatus.DRAFT:
         quote.status = QuoteStatus.CANCELLED
         db.session.flush()
@@ -309,19 +311,13 @@ def cancel(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
     return quote
 
 
-def expire_overdue(*, now: datetime | None = None) -> list[Quote]:
-    """Mark expired every sent quote whose validity date has passed (Paris time)."""
-    today = paris_today(now)
-    overdue = db.session.scalars(
-        select(Quote).where(Quote.status == QuoteStatus.SENT, Quote.valid_until < today)
-    ).all()
-    expired = []
-    for quote in overdue:
-        if not _transition(quote, QuoteStatus.EXPIRED):
-            continue  # decided meanwhile
-        audit.record("quote.expired", quote, actor=None, organisation_id=quote.organisation_id)
-        expired.append(quote)
-    return expired
+def expire(quote: Quote) -> bool:
+    """Mark a sent quote expired (see `quote_expiry.expire_overdue`); False if it was decided or
+    cancelled meanwhile."""
+    if not _transition(quote, QuoteStatus.EXPIRED):
+        return False
+    audit.record("quote.expired", quote, actor=None, organisation_id=quote.organisation_id)
+    return True
 
 
 def _transition(quote: Quote, target: QuoteStatus, *, terms_id: int | None = None,
@@ -374,7 +370,7 @@ def _quote_with_current_terms_statement() -> Select:
 def publish_terms(terms: TermsVersion, *, actor: User, now: datetime | None = None,
                   ip: str | None = None) -> TermsVersion:
     """Publish a CGV version: hash its body and make it current; it is frozen from then on."""
-    _require_staff(actor)
+    require_staff(actor)
     if terms.published_at is not None:
         raise TermsAlreadyPublished()
     if not (terms.body or "").strip():
@@ -417,7 +413,7 @@ def accept(quote: Quote, *, actor: User, terms_version: TermsVersion | None, cha
     if quote.billing_mode == BillingMode.MONTHLY:
         quote.billing_period = paris_today(now).strftime("%Y-%m")
         db.session.flush()
-        billing.grant_quote_credits(quote, actor=actor)
+        credits.grant_quote_credits(quote, actor=actor)
     else:
         billing.issue_invoice_for_quote(quote, actor=actor, now=now, ip=ip)
     return decision
@@ -525,114 +521,3 @@ def set_mandate(organisation: Organisation, *, allowed: bool, actor: User,
     audit.record("organisation.mandate", organisation, actor=actor, organisation_id=organisation.id,
                  ip=ip, allowed=allowed)
     return organisation
-
-
-# --- Quote requests ---------------------------------------------------------------------------
-
-
-def create_request(*, organisation: Organisation, requester: User, items: Iterable[tuple[int, int]],
-                   message: str = "", ip: str | None = None) -> QuoteRequest:
-    """A client asks for a quote on published products; staff are notified."""
-    if requester.kind != UserKind.CLIENT or requester.organisation_id != organisation.id:
-        raise NotAllowed()
-    request = QuoteRequest(organisation=organisation, requester=requester,
-                           message=(message or "").strip())
-    for product_id, quantity in items:
-        product = _product(product_id)
-        if product is None or not product.published:
-            raise UnknownProduct()
-        _check_quantity(quantity)
-        request.lines.append(QuoteRequestLine(product=product, quantity=quantity))
-    if not request.lines:
-        raise EmptyRequest()
-    db.session.add(request)
-    db.session.flush()
-    audit.record("request.created", request, actor=requester, organisation_id=organisation.id, ip=ip)
-    outbox.enqueue(recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
-                   template="request_received", context={"request_id": request.id},
-                   dedupe_key=f"request_received:{request.id}")
-    return request
-
-
-def answer_request(request: QuoteRequest, *, actor: User, ip: str | None = None) -> Quote:
-    """Answer a request with a draft quote pre-filled from it and linked to it."""
-    _claim_request(request, QuoteRequestStatus.ANSWERED, actor=actor)
-    recipient = request.requester if request.requester.client_role in DECIDING_ROLES else None
-    quote = create_draft(
-        organisation=request.organisation, actor=actor, recipient=recipient, request=request,
-        lines=[LineInput(product_id=line.product_id, quantity=line.quantity) for line in request.lines],
-        ip=ip,
-    )
-    audit.record("request.answered", request, actor=actor, organisation_id=request.organisation_id,
-                 ip=ip, quote_id=quote.id)
-    return quote
-
-
-def decline_request(request: QuoteRequest, *, actor: User, reason: str,
-                    ip: str | None = None) -> QuoteRequest:
-    """Decline a request, with a reason the client will read."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise DeclineReasonMissing()
-    _claim_request(request, QuoteRequestStatus.DECLINED, actor=actor, decline_reason=reason)
-    audit.record("request.declined", request, actor=actor, organisation_id=request.organisation_id,
-                 ip=ip, reason=reason)
-    return request
-
-
-def _claim_request(request: QuoteRequest, target: QuoteRequestStatus, *, actor: User,
-                   **values: object) -> None:
-    _require_staff(actor)
-    changed = db.session.execute(
-        update(QuoteRequest)
-        .where(QuoteRequest.id == request.id, QuoteRequest.status == QuoteRequestStatus.NEW)
-        .values(status=target, handled_by_id=actor.id, handled_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:
-        raise RequestNotOpen()
-    db.session.refresh(request)
-
-
-# --- Reminders --------------------------------------------------------------------------------
-
-REMINDER_DAYS = (7, 1)
-
-
-def remind_expiring(*, now: datetime | None = None) -> int:
-    """Queue the reminders due for sent quotes (7 days and 1 day before their validity date).
-
-    Each reminder goes once (its dedupe key) and carries a fresh magic link. A run that was
-    missed catches up with the closest reminder only; a quote sent after a reminder's day never
-    gets that one. Returns how many reminders were queued.
-    """
-    now = now or utcnow()
-    today = paris_today(now)
-    candidates = db.session.scalars(
-        select(Quote).where(Quote.status == QuoteStatus.SENT, Quote.valid_until >= today,
-                            Quote.valid_until <= today + timedelta(days=max(REMINDER_DAYS)))
-        .order_by(Quote.id)
-    ).all()
-    due = {}
-    for quote in candidates:
-        days = _reminder_due(quote, today)
-        if days is not None and quote.recipient is not None and quote.recipient.active:
-            due[f"quote_reminder:{quote.id}:{days}"] = (quote, days)
-    for key in outbox.queued_keys(due):
-        del due[key]
-    for key, (quote, days) in due.items():
-        outbox.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_reminder",
-                                       dedupe_key=key, context={"days": days}, now=now)
-        quote.reminders_sent += 1
-    db.session.flush()
-    return len(due)
-
-
-def _reminder_due(quote: Quote, today) -> int | None:
-    """The reminder due today for `quote`, as days before its validity date, if any."""
-    days_left = (quote.valid_until - today).days
-    sent_on = paris_today(quote.sent_at)
-    for days in sorted(REMINDER_DAYS):
-        if days_left <= days and (quote.valid_until - sent_on).days > days:
-            return days
-    return None

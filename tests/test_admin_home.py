@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from portal import billing, quotes
+from portal import billing, quote_requests, quotes
 from portal.admin import home
 from portal.extensions import db
 from portal.models import BillingMode, Channel, ClientRole, Invoice, PaymentProvider
@@ -36,8 +36,8 @@ def test_home_speaks_the_seed_words_and_shows_the_queues(staff_client):
 def test_each_queue_shows_its_work_until_it_is_done(staff_client, make):
     world = staff_client.world
     org, decider = world["org"], world["users"][ClientRole.GESTIONNAIRE]
-    request = quotes.create_request(organisation=org, requester=world["users"][ClientRole.MEMBRE],
-                                    items=[(make.product().id, 2)])
+    request = quote_requests.create_request(organisation=org, requester=world["users"][ClientRole.MEMBRE],
+                                            items=[(make.product().id, 2)])
     db.session.commit()
     html = page_text(staff_client.get("/admin/"))
     assert f'href="/admin/demandes/{request.id}"' in _queue(html, "Demandes de devis à traiter")

@@ -9,7 +9,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from portal import quotes
+from portal import quote_requests, quotes
 from portal.extensions import db
 from portal.models import (
     BillingMode,
@@ -268,10 +268,10 @@ def test_requests_inbox_answer_and_decline(staff_client, make):
     world = staff_client.world
     product = make.product(name="Pack découverte")
     member = world["users"][ClientRole.MEMBRE]
-    first = quotes.create_request(organisation=world["org"], requester=member,
-                                  items=[(product.id, 3)], message="Pour notre équipe")
-    second = quotes.create_request(organisation=world["org"], requester=member,
-                                   items=[(product.id, 1)])
+    first = quote_requests.create_request(organisation=world["org"], requester=member,
+                                          items=[(product.id, 3)], message="Pour notre équipe")
+    second = quote_requests.create_request(organisation=world["org"], requester=member,
+                                           items=[(product.id, 1)])
     db.session.commit()
     inbox = staff_client.get("/admin/demandes/").get_data(as_text=True)
     assert "Pour notre équipe" in inbox

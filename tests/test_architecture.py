@@ -5,14 +5,18 @@ from above; the graph has no cycle; and `delivery/` (the workers, run by the CLI
 views and by itself only, never by the domain nor by the modules the domain calls.
 
     1  views and entry points   the app factory (portal/__init__.py, which may import anything),
-                                admin/, client/, api/, webhooks, cli, errors, health, headers,
-                                fragments, read_only, transaction, forms (view forms), demo (run
-                                by `flask demo load`), devserver (`make run`)
-    2  domain services          quotes, billing, credits, monthly, receivables, payments,
-                                accounts, submissions, search
+                                admin/, client/, api/, webhooks, cli, errors and problems
+                                (the API's errors), health, headers, fragments, read_only,
+                                transaction, forms (view forms), demo (run by `flask demo
+                                load`), devserver (`make run`), embed (the portal mounted in a
+                                host app)
+    2  domain services          quotes, quote_requests, quote_expiry (reminders and expiry),
+                                billing, credits (the prepaid ledger), monthly, receivables,
+                                payments, accounts, submissions, search
     3  under the domain         outbox (emails as rows in the caller's transaction), audit,
-                                auth (passwords, one-time links), documents (PDF, Factur-X),
-                                delivery/ (email rendering, SMTP and file transports, the worker)
+                                auth (passwords, one-time links), api_keys, documents (PDF, Factur-X),
+                                facturx_xml (the invoices' CII XML), delivery/ (email rendering,
+                                SMTP and file transports, the worker)
     4  leaf helpers             money, dates, seller (identity and CGV in force), labels,
                                 validation, security
     5  models                   models, schema_guards
@@ -20,6 +24,9 @@ views and by itself only, never by the domain nor by the modules the domain call
 
 `exceptions` sits at the bottom with `i18n` because the schema guards (layer 5) raise named
 domain exceptions.
+
+No module is longer than 450 lines unless its docstring says why, in a paragraph that starts
+"One module on purpose".
 
 One cycle pattern is allowed: a package's view modules importing a name (`blueprint`) from the
 package's own `__init__`, which imports them to register their routes — an import of an ancestor
@@ -38,17 +45,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "portal"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("views and entry points", (
         "portal", "portal.admin", "portal.admin.*", "portal.client", "portal.client.*",
-        "portal.api", "portal.api.*", "portal.webhooks", "portal.cli", "portal.errors",
+        "portal.api", "portal.api.*", "portal.webhooks", "portal.cli", "portal.errors", "portal.problems",
         "portal.health", "portal.headers", "portal.fragments", "portal.read_only",
-        "portal.transaction", "portal.forms", "portal.demo", "portal.devserver",
+        "portal.transaction", "portal.forms", "portal.demo", "portal.devserver", "portal.embed",
     )),
     ("domain services", (
-        "portal.quotes", "portal.billing", "portal.credits", "portal.monthly", "portal.receivables",
-        "portal.payments", "portal.accounts", "portal.submissions", "portal.search",
+        "portal.quotes", "portal.quote_requests", "portal.quote_expiry", "portal.billing",
+        "portal.credits", "portal.monthly", "portal.receivables", "portal.payments", "portal.accounts",
+        "portal.submissions", "portal.search",
     )),
     ("under the domain", (
-        "portal.outbox", "portal.audit", "portal.auth", "portal.documents",
-        "portal.delivery", "portal.delivery.*",
+        "portal.outbox", "portal.audit", "portal.auth", "portal.api_keys", "portal.documents",
+        "portal.facturx_xml", "portal.delivery", "portal.delivery.*",
     )),
     ("leaf helpers", (
         "portal.money", "portal.dates", "portal.seller", "portal.labels", "portal.validation",
@@ -61,6 +69,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # Imported by views (the CLI runs the worker, the back office previews an email) and by itself only.
 VIEWS_ONLY = ("portal.delivery", "portal.delivery.*")
+MAX_LINES = 450
+# How a longer module's docstring begins the paragraph that says why it stays one module.
+LONG_MODULE_REASON = "One module on purpose"
 
 
 # --- The import graph -------------------------------------------------------------------------
@@ -189,6 +200,18 @@ def _cycle_through(group: list[str], edges: dict[str, list[str]]) -> list[str]:
     return group
 
 
+def long_modules_without_reason(modules: dict[str, Path]) -> list[str]:
+    """The modules longer than MAX_LINES whose docstring does not say why they stay one module."""
+    unexplained = []
+    for module, path in sorted(modules.items()):
+        source = path.read_text(encoding="utf-8")
+        lines = len(source.splitlines())
+        docstring = " ".join((ast.get_docstring(ast.parse(source)) or "").split())
+        if lines > MAX_LINES and LONG_MODULE_REASON not in docstring:
+            unexplained.append(f"{module}: {lines} lines")
+    return unexplained
+
+
 def layer_of(module: str) -> int | None:
     """1 (views) to 6 (foundations); None when no layer names the module."""
     matches = [number for number, (_name, patterns) in enumerate(LAYERS, start=1)
@@ -231,6 +254,12 @@ def test_no_import_goes_up_a_layer():
     assert not upward, "imports going up:\n" + "\n".join(upward)
 
 
+def test_no_module_is_longer_than_450_lines_without_saying_why():
+    unexplained = long_modules_without_reason(find_modules())
+    assert not unexplained, (f"split these modules, or start a paragraph of their docstring with "
+                             f"\"{LONG_MODULE_REASON}\" and say why:\n" + "\n".join(unexplained))
+
+
 def test_only_views_import_the_delivery_workers():
     wrong = [f"{module} imports {target}"
              for module, targets in sorted(import_graph().items()) for target in sorted(targets)
@@ -264,3 +293,16 @@ def test_the_cycle_search_names_the_cycle_and_allows_a_package_and_its_views():
     graph = {"portal.a": {"portal.b"}, "portal.b": {"portal.c"}, "portal.c": {"portal.a"},
              "portal.pkg": {"portal.pkg.views"}, "portal.pkg.views": {"portal.pkg"}}
     assert find_cycles(graph) == [["portal.a", "portal.b", "portal.c", "portal.a"]]
+
+
+def test_the_length_check_counts_lines_and_reads_the_reason_in_the_docstring(tmp_path):
+    body = "x = 1\n" * MAX_LINES
+    files = {"portal.short": '"""Short."""\n' + "x = 1\n" * (MAX_LINES - 1),
+             "portal.long": '"""Long."""\n' + body,
+             "portal.explained": f'"""Long.\n\n{LONG_MODULE_REASON}, because.\n"""\n' + body,
+             "portal.reason_in_code": f'"""Long."""\n# {LONG_MODULE_REASON}\n' + body}
+    for module, source in files.items():
+        (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+    modules = {module: tmp_path / f"{module}.py" for module in files}
+    assert long_modules_without_reason(modules) == [
+        f"portal.long: {MAX_LINES + 1} lines", f"portal.reason_in_code: {MAX_LINES + 2} lines"]

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from portal import billing, create_app, monthly, quotes
+from portal import billing, create_app, credits, monthly, quotes
 from portal.config import TestConfig
 from portal.dates import paris_today, period_bounds
 from portal.exceptions import InsufficientCredits, PaymentMismatch, QuoteNotPending
@@ -686,14 +686,14 @@ def test_one_payment_reference_on_two_invoices_at_once_is_refused_cleanly(wide_a
 
 def _organisation_with_credits(balance: int) -> int:
     world = factories.world()
-    billing.adjust_credits(world["org"], balance, actor=world["admin"], reason="Dotation initiale")
+    credits.adjust_credits(world["org"], balance, actor=world["admin"], reason="Dotation initiale")
     org_id = world["org"].id
     db.session.commit()
     return org_id
 
 
 def _consume(org_id: int, amount: int) -> int:
-    return billing.consume_credits(
+    return credits.consume_credits(
         db.session.get(Organisation, org_id), amount, actor=None, reason="Consommation"
     ).id
 
@@ -705,7 +705,7 @@ def _assert_ledger_never_negative(org_id: int, expected_balance: int) -> None:
     ).all()
     running = [sum(amounts[: index + 1]) for index in range(len(amounts))]
     assert min(running) >= 0, running
-    assert billing.credit_balance(org_id) == expected_balance
+    assert credits.credit_balance(org_id) == expected_balance
 
 
 @pytest.mark.parametrize(("workers", "amount", "successes"), [(2, 20, 1), (10, 7, 4)])

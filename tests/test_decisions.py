@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal import billing, quotes
+from portal import credits, quotes
 from portal.exceptions import (
     MandateMissing,
     NotAllowed,
@@ -82,7 +82,7 @@ def test_monthly_acceptance_grants_credits_and_waits_for_the_month(make):
     assert quote.billing_period == "2026-02"
     grant = db.session.scalar(select(CreditEntry))
     assert grant.amount == quote.total_credits == 20
-    assert billing.credit_balance(world["org"].id) == 20
+    assert credits.credit_balance(world["org"].id) == 20
     assert _count(Invoice) == 0
 
 

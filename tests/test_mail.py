@@ -17,7 +17,7 @@ import pytest
 from flask_babel import format_date
 from sqlalchemy import func, select
 
-from portal import auth, billing, monthly, outbox, quotes
+from portal import auth, billing, monthly, outbox, quote_expiry, quote_requests, quotes
 from portal.delivery import emails, worker
 from portal.exceptions import EmailNotRetryable
 from portal.extensions import db
@@ -129,9 +129,9 @@ def test_every_template_is_delivered_in_french_with_both_parts(app, make, smtp_s
     billing.issue_credit_note(
         db.session.scalar(select(Invoice).where(Invoice.quote_id == cancelled.id)),
         actor=admin, reason="Erreur de quantité")
-    quotes.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
-                          items=[(make.product(name="Crédits d'analyse").id, 3)],
-                          message="Livraison à Besançon, merci !")
+    quote_requests.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
+                                  items=[(make.product(name="Crédits d'analyse").id, 3)],
+                                  message="Livraison à Besançon, merci !")
     monthly_org = make.organisation(billing_mode=BillingMode.MONTHLY)
     monthly_user = make.client_user(monthly_org, ClientRole.RESPONSABLE)
     monthly_quote = make.sent_quote(monthly_org, actor=admin, recipient=monthly_user, now=SENT_AT)
@@ -139,7 +139,7 @@ def test_every_template_is_delivered_in_french_with_both_parts(app, make, smtp_s
                   now=SENT_AT + timedelta(days=1))
     monthly.close_organisations_month([monthly_org.id], "2026-03")
     reminded = make.sent_quote(org, actor=admin, recipient=manager, now=SENT_AT)
-    assert quotes.remind_expiring(now=SENT_AT + timedelta(days=23)) == 1
+    assert quote_expiry.remind_expiring(now=SENT_AT + timedelta(days=23)) == 1
     db.session.commit()
 
     result = worker.send_pending()
@@ -174,8 +174,8 @@ def test_every_template_is_delivered_in_french_with_both_parts(app, make, smtp_s
 def test_long_lines_and_accents_survive_the_trip(app, make, smtp_server):
     world = make.world()
     message = "Déjà client, " + "é" * 3000  # one line far over SMTP's 998-byte limit
-    quotes.create_request(organisation=world["org"], requester=world["users"][ClientRole.MEMBRE],
-                          items=[(make.product().id, 1)], message=message)
+    quote_requests.create_request(organisation=world["org"], requester=world["users"][ClientRole.MEMBRE],
+                                  items=[(make.product().id, 1)], message=message)
     db.session.commit()
 
     assert worker.send_pending().sent == 2
@@ -252,9 +252,9 @@ def test_after_max_attempts_an_email_fails_until_staff_requeue_it(app, make, smt
 def test_refused_or_invalid_addresses_fail_alone_and_the_others_go(app, make, smtp_server):
     smtp_server.handler.refused.add("inconnu@example.test")
     world = make.world()
-    request = quotes.create_request(organisation=world["org"],
-                                    requester=world["users"][ClientRole.MEMBRE],
-                                    items=[(make.product().id, 1)])
+    request = quote_requests.create_request(organisation=world["org"],
+                                            requester=world["users"][ClientRole.MEMBRE],
+                                            items=[(make.product().id, 1)])
     context = {"request_id": request.id}
     for key, address, template in [("refused", "inconnu@example.test", "request_received"),
                                    ("invalid", "pas une adresse", "request_received"),
@@ -395,7 +395,7 @@ def test_reminders_go_seven_days_and_one_day_before_expiry_once_each(make, smtp_
     quote = make.sent_quote(world["org"], actor=world["admin"], recipient=manager, now=SENT_AT)
     assert quote.valid_until == date(2026, 4, 1)
 
-    counts = [quotes.remind_expiring(now=_at(day)) for day in (22, 23, 23, 25, 29, 30, 31)]
+    counts = [quote_expiry.remind_expiring(now=_at(day)) for day in (22, 23, 23, 25, 29, 30, 31)]
 
     assert counts == [0, 1, 0, 0, 1, 0, 0]
     db.session.commit()
@@ -426,7 +426,7 @@ def test_a_quote_sent_inside_the_window_gets_only_the_reminders_still_ahead(make
                                 validity_days=5)
     short = quotes.send(draft, actor=world["admin"], now=SENT_AT)
 
-    assert [quotes.remind_expiring(now=_at(day)) for day in (0, 1, 3, 4, 5)] == [0, 0, 0, 1, 0]
+    assert [quote_expiry.remind_expiring(now=_at(day)) for day in (0, 1, 3, 4, 5)] == [0, 0, 0, 1, 0]
     assert [email.dedupe_key for email in _rows("quote_reminder")] == [f"quote_reminder:{short.id}:1"]
 
 
@@ -441,7 +441,7 @@ def test_decided_quotes_and_inactive_recipients_get_no_reminder(make):
     make.sent_quote(other_org, actor=world["admin"], recipient=gone, now=SENT_AT)
     gone.active = False
 
-    assert quotes.remind_expiring(now=_at(23)) == 0
+    assert quote_expiry.remind_expiring(now=_at(23)) == 0
 
 
 def test_cli_quotes_remind(make, runner):

@@ -10,7 +10,7 @@ import threading
 
 from sqlalchemy import select, text
 
-from portal import auth, outbox, quotes
+from portal import auth, outbox, quote_requests
 from portal.delivery import worker
 from portal.exceptions import MagicLinkUsed
 from portal.extensions import db
@@ -22,8 +22,9 @@ EMAILS = 40
 
 def _queue(make, count: int) -> list[int]:
     org = make.organisation()
-    request = quotes.create_request(organisation=org, requester=make.client_user(org, ClientRole.MEMBRE),
-                                    items=[(make.product().id, 1)])
+    request = quote_requests.create_request(organisation=org,
+                                            requester=make.client_user(org, ClientRole.MEMBRE),
+                                            items=[(make.product().id, 1)])
     for n in range(count - 1):
         outbox.enqueue(recipient=f"destinataire{n}@example.test", template="request_received",
                        context={"request_id": request.id}, dedupe_key=f"test:{n}")

@@ -19,7 +19,7 @@ import pytest
 import stripe
 from sqlalchemy import func, select
 
-from portal import billing, quotes
+from portal import billing, credits, quotes
 from portal.delivery.emails import render
 from portal.extensions import db
 from portal.models import (
@@ -112,7 +112,7 @@ def paid_once(invoice, intent_id: str) -> None:
     assert [(p.provider, p.provider_reference, p.amount_cents, p.currency) for p in payments] == [
         (PaymentProvider.STRIPE, intent_id, 24000, "EUR")]
     assert _count(CreditEntry) == 1
-    assert billing.credit_balance(invoice.organisation_id) == 20
+    assert credits.credit_balance(invoice.organisation_id) == 20
 
 
 def unpaid(invoice) -> None:

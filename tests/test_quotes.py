@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from portal import quotes
+from portal import quote_expiry, quote_requests, quotes
 from portal.exceptions import (
     EmptyQuote,
     InvalidInput,
@@ -202,11 +202,11 @@ def test_expire_overdue_uses_paris_dates(setup):
                                validity_days=1), actor=setup["staff"], now=datetime(2026, 6, 1, 10))
     assert quote.valid_until == date(2026, 6, 2)
     # 2 June 21:30 UTC is 23:30 in Paris: still valid.
-    assert quotes.expire_overdue(now=datetime(2026, 6, 2, 21, 30)) == []
+    assert quote_expiry.expire_overdue(now=datetime(2026, 6, 2, 21, 30)) == []
     # 2 June 22:30 UTC is 3 June 00:30 in Paris: expired.
-    assert quotes.expire_overdue(now=datetime(2026, 6, 2, 22, 30)) == [quote]
+    assert quote_expiry.expire_overdue(now=datetime(2026, 6, 2, 22, 30)) == [quote]
     assert quote.status == QuoteStatus.EXPIRED
-    assert quotes.expire_overdue(now=datetime(2026, 6, 5)) == []
+    assert quote_expiry.expire_overdue(now=datetime(2026, 6, 5)) == []
 
 
 def test_every_state_change_is_audited(setup):
@@ -225,26 +225,26 @@ def test_every_state_change_is_audited(setup):
 
 def test_request_answered_into_a_prefilled_draft(setup, make):
     requester = make.client_user(setup["org"], ClientRole.RESPONSABLE)
-    request = quotes.create_request(organisation=setup["org"], requester=requester,
-                                    items=[(setup["published"].id, 7)], message="  Bonjour  ")
+    request = quote_requests.create_request(organisation=setup["org"], requester=requester,
+                                            items=[(setup["published"].id, 7)], message="  Bonjour  ")
     assert request.status == QuoteRequestStatus.NEW and request.message == "Bonjour"
     staff_mail = db.session.scalar(select(OutboxEmail).where(OutboxEmail.template == "request_received"))
     assert staff_mail is not None
-    quote = quotes.answer_request(request, actor=setup["staff"])
+    quote = quote_requests.answer_request(request, actor=setup["staff"])
     assert request.status == QuoteRequestStatus.ANSWERED and request.quote == quote
     assert quote.status == QuoteStatus.DRAFT and quote.recipient == requester
     assert [(line.product_id, line.quantity) for line in quote.lines] == [(setup["published"].id, 7)]
     with pytest.raises(RequestNotOpen):
-        quotes.answer_request(request, actor=setup["staff"])
+        quote_requests.answer_request(request, actor=setup["staff"])
 
 
 def test_request_declined_with_a_reason(setup, make):
     requester = make.client_user(setup["org"], ClientRole.MEMBRE)
-    request = quotes.create_request(organisation=setup["org"], requester=requester,
-                                    items=[(setup["published"].id, 1)])
+    request = quote_requests.create_request(organisation=setup["org"], requester=requester,
+                                            items=[(setup["published"].id, 1)])
     with pytest.raises(InvalidInput):
-        quotes.decline_request(request, actor=setup["staff"], reason="  ")
-    quotes.decline_request(request, actor=setup["staff"], reason="Produit arrêté")
+        quote_requests.decline_request(request, actor=setup["staff"], reason="  ")
+    quote_requests.decline_request(request, actor=setup["staff"], reason="Produit arrêté")
     assert request.status == QuoteRequestStatus.DECLINED
     assert request.decline_reason == "Produit arrêté"
 
@@ -252,14 +252,14 @@ def test_request_declined_with_a_reason(setup, make):
 def test_request_refuses_unpublished_products_and_bad_quantities(setup, make):
     requester = make.client_user(setup["org"], ClientRole.MEMBRE)
     with pytest.raises(UnknownProduct):
-        quotes.create_request(organisation=setup["org"], requester=requester,
-                              items=[(setup["unpublished"].id, 1)])
+        quote_requests.create_request(organisation=setup["org"], requester=requester,
+                                      items=[(setup["unpublished"].id, 1)])
     with pytest.raises(InvalidQuantity):
-        quotes.create_request(organisation=setup["org"], requester=requester,
-                              items=[(setup["published"].id, 0)])
+        quote_requests.create_request(organisation=setup["org"], requester=requester,
+                                      items=[(setup["published"].id, 0)])
     with pytest.raises(NotAllowed):
-        quotes.create_request(organisation=make.organisation(), requester=requester,
-                              items=[(setup["published"].id, 1)])
+        quote_requests.create_request(organisation=make.organisation(), requester=requester,
+                                      items=[(setup["published"].id, 1)])
 
 
 def test_validity_window_is_bounded(setup):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from wtforms import TextAreaField
 
-from .. import quotes
+from .. import quote_requests
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
 from ..models import QuoteRequest, QuoteRequestLine, QuoteRequestStatus
@@ -54,7 +54,7 @@ class RequestsInboxView(SecureView):
         if not FlaskForm().validate_on_submit():
             abort(400)
         with transaction() as outcome:
-            quote = quotes.answer_request(quote_request, actor=current_user, ip=request.remote_addr)
+            quote = quote_requests.answer_request(quote_request, actor=current_user, ip=request.remote_addr)
         if not outcome.ok:
             return redirect(url_for(".detail", request_id=request_id))
         flash(_("Brouillon créé à partir de la demande : complétez-le puis envoyez-le."), "success")
@@ -67,8 +67,8 @@ class RequestsInboxView(SecureView):
         if not form.validate_on_submit():
             abort(400)
         with transaction() as outcome:
-            quotes.decline_request(quote_request, actor=current_user, reason=form.reason.data or "",
-                                   ip=request.remote_addr)
+            quote_requests.decline_request(quote_request, actor=current_user, reason=form.reason.data or "",
+                                           ip=request.remote_addr)
         if not outcome.ok:
             return self.render("admin/request_detail.html", item=_load(request_id), form=form,
                                answer_form=FlaskForm())
