@@ -97,6 +97,7 @@ def select_locale() -> str:
 def register_blueprints(app: Flask) -> None:
     from . import fragments, labels
     from .admin import init_admin
+    from .api import init_api
     from .client import init_portal
     from .health import blueprint as health
 
@@ -105,6 +106,7 @@ def register_blueprints(app: Flask) -> None:
     fragments.register(app)
     init_admin(app)
     init_portal(app)
+    init_api(app)
     register_webhooks(app)
 
 

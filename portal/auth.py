@@ -43,6 +43,10 @@ MIN_PASSWORD_LENGTH = 10
 MAGIC_LINK_QUOTE = "quote"
 MAGIC_LINK_LOGIN = "login"
 MAGIC_LINK_INVITE = "invite"
+# Single sign-on from the platform (POST /api/v1/sessions): opened at once by the platform's
+# browser, never emailed, so it lives minutes, not days; it leads to its `next_path`.
+MAGIC_LINK_API_SESSION = "api_session"
+API_SESSION_TTL = timedelta(minutes=2)
 # What a link landing (/lien/<token>) accepts by default; other purposes (an invitation…) never sign in.
 SIGN_IN_PURPOSES = (MAGIC_LINK_QUOTE, MAGIC_LINK_LOGIN)
 SEED_BYTES = 32
@@ -210,21 +214,31 @@ def create_magic_link(user: User, quote: Quote, *, now: datetime | None = None) 
 
 
 def create_link(user: User, *, purpose: str, quote: Quote | None = None, hours: int | None = None,
+                ttl: timedelta | None = None, next_path: str | None = None,
                 now: datetime | None = None) -> tuple[LoginToken, str]:
-    """Create a one-time link token of `purpose` (stored as its hash); returns it and its seed."""
+    """Create a one-time link token of `purpose` (stored as its hash); returns it and its seed.
+    It lives `ttl`, else `hours`, else PORTAL_LINK_TTL_HOURS."""
     now = now or utcnow()
     seed = secrets.token_urlsafe(SEED_BYTES)
-    hours = hours or current_app.config["PORTAL_LINK_TTL_HOURS"]
+    ttl = ttl or timedelta(hours=hours or current_app.config["PORTAL_LINK_TTL_HOURS"])
     token = LoginToken(
         token_hash=hash_token(raw_token_from_seed(seed)), user_id=user.id, purpose=purpose,
         quote_id=quote.id if quote else None, quote_revision=quote.revision if quote else None,
-        created_at=now, expires_at=now + timedelta(hours=hours),
+        next_path=next_path, created_at=now, expires_at=now + ttl,
     )
     db.session.add(token)
     db.session.flush()
     if purpose == MAGIC_LINK_LOGIN:
         _retire_oldest_links(user, now=now)
     return token, seed
+
+
+def create_api_session_link(user: User, *, next_path: str, now: datetime | None = None
+                            ) -> tuple[LoginToken, str]:
+    """A single sign-on link for the platform: `user` lands signed in on `next_path` (a portal
+    path the caller checked), once, within API_SESSION_TTL. Returns it and its seed."""
+    return create_link(user, purpose=MAGIC_LINK_API_SESSION, ttl=API_SESSION_TTL, next_path=next_path,
+                       now=now)
 
 
 def _retire_oldest_links(user: User, *, now: datetime) -> None:

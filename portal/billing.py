@@ -1,4 +1,4 @@
-"""Invoices, gapless numbering, credit notes, payments recorded and the credit ledger.
+"""Invoices, gapless numbering, credit notes and payments recorded (the credit ledger: `credits`).
 
 Every function here only flushes: the caller commits once. The exception is `close_month`
 (in `monthly.py`), a job that commits a batch of organisations at a time so that it can resume.
@@ -17,26 +17,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, outbox
+from . import audit, credits, outbox
 from .dates import paris_today
 from .exceptions import (
-    AdjustmentReasonMissing,
     CreditNoteReasonMissing,
     EmptyInvoice,
-    InsufficientCredits,
-    InvalidConsumption,
     InvoiceNotCancellable,
     InvoiceNotPayable,
-    NotAllowed,
     PaymentMismatch,
     PaymentReferenceTaken,
-    ZeroAdjustment,
 )
 from .extensions import db
 from .models import (
     ClientRole,
-    CreditEntry,
-    CreditEntryKind,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -47,7 +40,6 @@ from .models import (
     PaymentProvider,
     Quote,
     User,
-    UserKind,
     utcnow,
 )
 from .money import vat_cents
@@ -359,7 +351,7 @@ def record_payment(
             raise
         return _same_invoice(existing, invoice)
     if invoice.quote is not None:
-        grant_quote_credits(invoice.quote, actor=actor)
+        credits.grant_quote_credits(invoice.quote, actor=actor)
     audit.record("invoice.paid", invoice, actor=actor, organisation_id=invoice.organisation_id,
                  ip=ip, provider=provider, reference=provider_reference, amount_cents=amount_cents)
     for address in invoice_contacts(invoice.organisation, invoice.quote.recipient if invoice.quote else None):
@@ -382,7 +374,8 @@ def _same_invoice(payment: Payment, invoice: Invoice) -> Payment:
 def issue_credit_note(
     invoice: Invoice, *, actor: User, reason: str, now: datetime | None = None, ip: str | None = None
 ) -> Invoice:
-    """Cancel an unpaid invoice in full by a credit note referencing it."""
+    """Cancel an unpaid invoice in full by a credit note referencing it; the credits its quotes
+    granted and the organisation still holds are taken back (`credits.reverse_credit_note_credits`)."""
     reason = (reason or "").strip()
     if not reason:
         raise CreditNoteReasonMissing()
@@ -406,83 +399,5 @@ def issue_credit_note(
                                 email_template="credit_note_issued")
     audit.record("invoice.credited", invoice, actor=actor, organisation_id=invoice.organisation_id,
                  ip=ip, credit_note=credit_note.number, reason=reason)
+    credits.reverse_credit_note_credits(invoice, credit_note, actor=actor, ip=ip)
     return credit_note
-
-
-def credit_balance(organisation_id: int) -> int:
-    """An organisation's credit balance: the sum of its ledger."""
-    return db.session.scalar(
-        select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
-            CreditEntry.organisation_id == organisation_id
-        )
-    )
-
-
-def grant_quote_credits(quote: Quote, *, actor: User | None) -> CreditEntry | None:
-    """Grant an accepted quote's credits, once (a unique constraint backs the check)."""
-    if quote.total_credits <= 0:
-        return None
-    existing = db.session.scalar(
-        select(CreditEntry).where(CreditEntry.quote_id == quote.id,
-                                  CreditEntry.kind == CreditEntryKind.GRANT)
-    )
-    if existing is not None:
-        return existing
-    entry = CreditEntry(organisation_id=quote.organisation_id, kind=CreditEntryKind.GRANT,
-                        amount=quote.total_credits, quote_id=quote.id,
-                        actor_id=actor.id if actor else None,
-                        reason=f"Devis {quote.reference}")
-    db.session.add(entry)
-    db.session.flush()
-    audit.record("credits.granted", entry, actor=actor, organisation_id=quote.organisation_id,
-                 amount=entry.amount, quote=quote.reference)
-    return entry
-
-
-def consume_credits(
-    organisation: Organisation, amount: int, *, actor: User | None, reason: str
-) -> CreditEntry:
-    """Consume credits; refused if the balance would go negative."""
-    if amount <= 0:
-        raise InvalidConsumption()
-    return _append_entry(organisation, -amount, CreditEntryKind.CONSUMPTION, actor=actor,
-                         reason=reason)
-
-
-def adjust_credits(
-    organisation: Organisation, amount: int, *, actor: User, reason: str, ip: str | None = None
-) -> CreditEntry:
-    """A staff adjustment of the balance, with a mandatory reason."""
-    if actor.kind != UserKind.STAFF:
-        raise NotAllowed()
-    if not (reason or "").strip():
-        raise AdjustmentReasonMissing()
-    if amount == 0:
-        raise ZeroAdjustment()
-    return _append_entry(organisation, amount, CreditEntryKind.ADJUSTMENT, actor=actor,
-                         reason=reason.strip(), ip=ip)
-
-
-def _append_entry(
-    organisation: Organisation,
-    amount: int,
-    kind: CreditEntryKind,
-    *,
-    actor: User | None,
-    reason: str,
-    ip: str | None = None,
-) -> CreditEntry:
-    # Lock the organisation so two concurrent debits cannot both see the same balance.
-    db.session.execute(
-        select(Organisation.id).where(Organisation.id == organisation.id).with_for_update()
-    )
-    balance = credit_balance(organisation.id)
-    if balance + amount < 0:
-        raise InsufficientCredits(balance=balance)
-    entry = CreditEntry(organisation_id=organisation.id, kind=kind, amount=amount,
-                        actor_id=actor.id if actor else None, reason=reason)
-    db.session.add(entry)
-    db.session.flush()
-    audit.record(f"credits.{kind.value}", entry, actor=actor, organisation_id=organisation.id,
-                 ip=ip, amount=amount, reason=reason)
-    return entry

@@ -120,6 +120,8 @@ class Config:
     MAX_VALID_LINKS_PER_USER = _env_int("MAX_VALID_LINKS_PER_USER", 3)
     # PDF downloads per signed-in user (a render costs a worker 100-200 ms the first time).
     RATELIMIT_PDF = _env("RATELIMIT_PDF", "30 per minute")
+    # Calls of the platform API per key (portal/api/): 429 with Retry-After beyond.
+    RATELIMIT_API = _env("RATELIMIT_API", "6000 per minute")
     # PORTAL_ENV=production refuses memory:// rate limits (counted per process, so each worker
     # would allow its own share) unless the deployment declares a single worker process.
     SINGLE_WORKER = _env_bool("PORTAL_SINGLE_WORKER", False)

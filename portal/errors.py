@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from .exceptions import DomainError
 from .extensions import db
 from .i18n import lazy_gettext as _l
+from .problems import domain_problem, http_problem, is_api_request
 
 HTTP_MESSAGES = {
     400: _l("La requête est invalide ou le formulaire a expiré : rechargez la page et recommencez."),
@@ -20,6 +21,13 @@ HTTP_MESSAGES = {
     429: _l("Trop de tentatives : patientez quelques minutes avant de réessayer."),
     503: _l("Le service est momentanément indisponible : réessayez dans quelques secondes."),
     500: _l("Une erreur inattendue est survenue ; l'équipe technique est prévenue."),
+}
+# The API's wording where the pages' would speak of a page or a form.
+API_MESSAGES = {
+    400: _l("La requête est invalide (corps JSON, paramètres ou en-têtes)."),
+    404: _l("Ressource introuvable."),
+    405: _l("Méthode non permise sur cette ressource."),
+    429: _l("Trop de requêtes pour cette clé d'API : réessayez après le délai de l'en-tête Retry-After."),
 }
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,8 @@ def register(app: Flask) -> None:
     def domain_error(error: DomainError):
         db.session.rollback()
         log_refusal(error)
+        if is_api_request():
+            return domain_problem(error)
         if _wants_json():
             return jsonify(error=str(error)), error.http_status
         return _page(error.http_status, str(error))
@@ -54,6 +64,8 @@ def register(app: Flask) -> None:
         # parameters are not logged (they may hold a password or a token).
         db.session.rollback()
         log_refusal(error.orig, 400)
+        if is_api_request():
+            return http_problem(400, str(HTTP_MESSAGES[400]))
         if _wants_json():
             return jsonify(error=str(HTTP_MESSAGES[400])), 400
         return _page(400, str(HTTP_MESSAGES[400]))
@@ -68,6 +80,8 @@ def register(app: Flask) -> None:
         db.session.rollback()
         log.warning("Database connection lost at %s: %s (503)", request.endpoint, type(error.orig).__name__)
         headers = {"Retry-After": "5"}
+        if is_api_request():
+            return http_problem(503, str(HTTP_MESSAGES[503]), headers)
         if _wants_json():
             return jsonify(error=str(HTTP_MESSAGES[503])), 503, headers
         return *_page(503, str(HTTP_MESSAGES[503])), headers
@@ -77,6 +91,11 @@ def register(app: Flask) -> None:
         status = error.code or 500
         if status in (400, 413, 422):  # the request's fault (bad form, CSRF, JSON, size): said once
             log_refusal(error, status)
+        if is_api_request():
+            # A 405 keeps the Allow header werkzeug gives it (RFC 9110 requires it).
+            allow = {name: value for name, value in error.get_headers() if name == "Allow"}
+            return http_problem(status, str(API_MESSAGES.get(status) or HTTP_MESSAGES.get(status)
+                                            or error.description or ""), allow or None)
         message = str(HTTP_MESSAGES.get(status, error.description or ""))
         if _wants_json():
             return jsonify(error=message), status

@@ -6,6 +6,9 @@ Every refusal is a class here whose `message` is a lazy translatable string; wha
 passed as keyword arguments, e.g. `raise PeriodNotOver(period="2026-03")` for a message with
 `%(period)s`. A literal `%` in a message is written `%%`. The portal never passes a message of
 its own (tests/test_refusals.py checks the source).
+
+One module on purpose, longer than 450 lines: it is the catalogue of the named refusals, a few lines
+each, and tests/test_refusals.py requires every domain error to be declared here.
 """
 
 from __future__ import annotations
@@ -453,3 +456,88 @@ class UnknownSellerField(InvalidInput):
 class SellerSettingsConflict(InvalidInput):
     message = _l("Les paramètres viennent d'être enregistrés par quelqu'un d'autre : "
                  "rechargez la page et recommencez.")
+
+
+# --- The platform API (portal/api/, portal/api_keys.py) ---------------------------------------
+
+
+class ApiKeyNameMissing(InvalidInput):
+    message = _l("Indiquez le nom de la clé d'API.")
+
+
+class ApiKeyScopesMissing(InvalidInput):
+    message = _l("Choisissez au moins une autorisation pour la clé d'API.")
+
+
+class UnknownApiScope(InvalidInput):
+    message = _l("Autorisation inconnue : %(scope)s (autorisations possibles : %(scopes)s).")
+
+
+class ApiKeyAlreadyRevoked(DomainError):
+    message = _l("Cette clé d'API est déjà révoquée.")
+
+
+class ApiKeyInvalid(DomainError):
+    http_status = 401
+    message = _l("Clé d'API absente, inconnue ou révoquée : envoyez « Authorization: Bearer <clé> ».")
+
+
+class ApiScopeMissing(DomainError):
+    http_status = 403
+    message = _l("Cette clé d'API n'a pas l'autorisation « %(scope)s ».")
+
+
+class IdempotencyKeyMissing(InvalidInput):
+    message = _l("L'en-tête Idempotency-Key est obligatoire pour cette requête (1 à 255 caractères).")
+
+
+class IdempotencyKeyReused(DomainError):
+    http_status = 422
+    message = _l("Cette clé d'idempotence a déjà servi pour une requête différente.")
+
+
+class InvalidApiBody(InvalidInput):
+    message = _l("Le corps de la requête doit être un objet JSON.")
+
+
+class InvalidApiField(InvalidInput):
+    http_status = 422
+    message = _l("Le champ « %(field)s » est manquant ou invalide : %(expected)s.")
+
+
+class InvalidCursor(InvalidInput):
+    message = _l("Curseur de pagination invalide : reprenez la valeur « next_cursor » d'une réponse.")
+
+
+class ApiResourceNotFound(DomainError):
+    """No such object for the API: one `code` for all, the kind in `resource`."""
+
+    http_status = 404
+    code = "api_resource_not_found"
+    message = _l("Ressource introuvable.")
+
+
+class OrganisationNotFound(ApiResourceNotFound):
+    message = _l("Organisation introuvable.")
+
+
+class QuoteNotFound(ApiResourceNotFound):
+    message = _l("Devis introuvable.")
+
+
+class InvoiceNotFound(ApiResourceNotFound):
+    message = _l("Facture introuvable.")
+
+
+class ClientUserNotFound(DomainError):
+    http_status = 404
+    message = _l("Aucun utilisateur client actif avec l'adresse %(email)s.")
+
+
+class InvalidPortalPath(InvalidInput):
+    http_status = 422
+    message = _l("Le chemin « next » doit être une page de l'espace client (il commence par %(prefix)s).")
+
+
+class ExternalIdAlreadyUsed(InvalidInput):
+    message = _l("L'identifiant externe %(external_id)s est déjà celui d'une autre organisation.")

@@ -16,10 +16,11 @@ DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 # Real Stripe.js opens its 3-D Secure challenge frames from this origin, not from js.stripe.com.
 STRIPE_3DS_FRAMES = {"https://js.stripe.com": "https://hooks.stripe.com"}
 # Pages whose URL carries a one-time token: never cached, never sent as a referrer.
-TOKEN_ENDPOINTS = frozenset({"client.magic_link", "client.consume_link", "client.invitation"})
+TOKEN_ENDPOINTS = frozenset({"client.magic_link", "client.consume_link", "client.invitation",
+                             "client.platform_sign_in"})
 # Access loggers that would otherwise write those tokens to disk with the request line.
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
-TOKEN_IN_PATH = re.compile(r"(/(?:lien|invitation)/)[^/\s?#\"']+")
+TOKEN_IN_PATH = re.compile(r"(/(?:lien|invitation|sso)/)[^/\s?#\"']+")
 MASK = r"\1[masqué]"
 # Parameters that name where to go next (ours: `next`; Flask-Admin's: `url`).
 REDIRECT_PARAMETERS = ("next", "url")
@@ -132,7 +133,7 @@ def is_static_file() -> bool:
 
 
 def redact(text: str) -> str:
-    """`text` with the token of any /lien/… or /invitation/… path masked."""
+    """`text` with the token of any /lien/…, /invitation/… or /sso/… path masked."""
     return TOKEN_IN_PATH.sub(MASK, text)
 
 

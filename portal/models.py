@@ -155,6 +155,8 @@ class Organisation(db.Model):
     city: Mapped[str | None] = mapped_column(String(100))
     country: Mapped[str] = mapped_column(String(2), default="FR")
     billing_email: Mapped[str | None] = mapped_column(String(254))
+    # The platform's own id of this organisation (its API names organisations by it).
+    external_id: Mapped[str | None] = mapped_column(String(100))
     billing_mode: Mapped[BillingMode] = mapped_column(_enum(BillingMode), default=BillingMode.PER_ORDER)
     payment_terms_days: Mapped[int] = mapped_column(Integer, default=30)
     staff_validation_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -181,6 +183,7 @@ class Organisation(db.Model):
         # order SQLite stops at the n-th match instead of testing and sorting every name.
         # PostgreSQL finds the matches faster through the trigram index, then sorts the few found.
         Index("ix_organisation_lower_name", func.lower(text("name"))).ddl_if(dialect="sqlite"),
+        Index("uq_organisation_external_id", "external_id", unique=True),
     )
 
     def __str__(self) -> str:
@@ -546,11 +549,19 @@ class CreditEntry(db.Model):
     kind: Mapped[CreditEntryKind] = mapped_column(_enum(CreditEntryKind))
     amount: Mapped[int] = mapped_column(Integer)
     quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"))
+    # The credit note whose reversal this is.
+    credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("invoice.id"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # A consumption through the API: the key, and the platform's reference of what used the credits.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
+    external_reference: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     quote: Mapped[Quote | None] = relationship()
+    credit_note: Mapped[Invoice | None] = relationship()
+    actor: Mapped[User | None] = relationship()
+    api_key: Mapped[ApiKey | None] = relationship()
 
     # One grant (and at most one reversal) per quote; NULL quote ids never collide.
     __table_args__ = (UniqueConstraint("quote_id", "kind"),)
@@ -632,9 +643,59 @@ class LoginToken(db.Model):
     purpose: Mapped[str] = mapped_column(String(20))
     quote_id: Mapped[int | None] = mapped_column(ForeignKey("quote.id"))
     quote_revision: Mapped[int | None] = mapped_column(Integer)
+    # Where a single sign-on link from the API leads (a path inside the portal).
+    next_path: Mapped[str | None] = mapped_column(String(500))
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiKey(db.Model):
+    """A key of the platform API. Only the SHA-256 of the secret is stored; `prefix`, the secret's
+    first characters, names it on screen. Revoked, never deleted (the ledger names it)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(20))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Space-separated scopes, e.g. "credits:read credits:consume".
+    scopes: Mapped[str] = mapped_column(String(300))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    revoked_by: Mapped[User | None] = relationship(foreign_keys=[revoked_by_id])
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class ApiIdempotencyKey(db.Model):
+    """An API write's `Idempotency-Key` with the response it got, written in the same transaction as
+    the write: a retry of the same request gets that response again, a concurrent one waits on the
+    unique key and then reads it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_key.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
 
 
 class SellerSettings(db.Model):

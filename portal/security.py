@@ -12,7 +12,10 @@ def safe_next_url(candidate: str | None, fallback: str) -> str:
     if not candidate:
         return fallback
     candidate = candidate.strip()
-    parts = urlsplit(candidate)
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:  # "//[": a host with an unclosed IPv6 bracket
+        return fallback
     if (parts.scheme or parts.netloc or not candidate.startswith("/")
             or candidate.startswith("//") or "\\" in candidate
             or any(ord(char) < 32 or ord(char) == 127 for char in candidate)):

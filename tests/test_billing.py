@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from portal import billing, dates, money, quotes, seller
+from portal import billing, credits, dates, money, quotes, seller
 from portal.exceptions import (
     InsufficientCredits,
     InvalidInput,
@@ -206,16 +206,16 @@ def test_incomplete_seller_settings_refuse_to_issue_naming_the_field(make):
 def test_ledger_consume_adjust_and_balance(make):
     world = make.world()
     org, admin = world["org"], world["admin"]
-    billing.adjust_credits(org, 50, actor=admin, reason="Geste commercial")
-    billing.consume_credits(org, 30, actor=None, reason="Analyse #1")
-    assert billing.credit_balance(org.id) == 20
+    credits.adjust_credits(org, 50, actor=admin, reason="Geste commercial")
+    credits.consume_credits(org, 30, actor=None, reason="Analyse #1")
+    assert credits.credit_balance(org.id) == 20
     with pytest.raises(InsufficientCredits) as caught:
-        billing.consume_credits(org, 21, actor=None, reason="Analyse #2")
+        credits.consume_credits(org, 21, actor=None, reason="Analyse #2")
     assert "20" in str(caught.value)
     with pytest.raises(InsufficientCredits):
-        billing.adjust_credits(org, -21, actor=admin, reason="Correction")
-    billing.adjust_credits(org, -20, actor=admin, reason="Correction")
-    assert billing.credit_balance(org.id) == 0
+        credits.adjust_credits(org, -21, actor=admin, reason="Correction")
+    credits.adjust_credits(org, -20, actor=admin, reason="Correction")
+    assert credits.credit_balance(org.id) == 0
     kinds = db.session.scalars(select(CreditEntry.kind).order_by(CreditEntry.id)).all()
     assert kinds == [CreditEntryKind.ADJUSTMENT, CreditEntryKind.CONSUMPTION, CreditEntryKind.ADJUSTMENT]
 
@@ -223,18 +223,18 @@ def test_ledger_consume_adjust_and_balance(make):
 def test_ledger_refuses_bad_input(make):
     world = make.world()
     with pytest.raises(InvalidInput):
-        billing.consume_credits(world["org"], 0, actor=None, reason="rien")
+        credits.consume_credits(world["org"], 0, actor=None, reason="rien")
     with pytest.raises(InvalidInput):
-        billing.adjust_credits(world["org"], 10, actor=world["admin"], reason="")
+        credits.adjust_credits(world["org"], 10, actor=world["admin"], reason="")
     with pytest.raises(NotAllowed):
-        billing.adjust_credits(world["org"], 10, actor=world["users"][ClientRole.RESPONSABLE],
+        credits.adjust_credits(world["org"], 10, actor=world["users"][ClientRole.RESPONSABLE],
                                reason="moi-même")
 
 
 def test_one_credit_grant_per_quote_is_enforced_by_the_database(make):
     world, invoice = _accepted_invoice(make)
     _pay(invoice)
-    assert billing.grant_quote_credits(world["quote"], actor=None).id == db.session.scalar(
+    assert credits.grant_quote_credits(world["quote"], actor=None).id == db.session.scalar(
         select(CreditEntry.id))
     db.session.add(CreditEntry(organisation_id=world["org"].id, kind=CreditEntryKind.GRANT,
                                amount=5, quote_id=world["quote"].id))

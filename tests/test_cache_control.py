@@ -9,24 +9,27 @@ import pytest
 from flask import url_for
 from sqlalchemy import select
 
-from portal import quotes
+from portal import api_keys, quote_requests, quotes
 from portal.extensions import db
 from portal.models import AuditEvent, Channel, ClientRole, Invoice, OutboxEmail
 from portal.quotes import LineInput
 
 from .web import sign_in, sign_in_client
 
-STATIC_ENDPOINTS = {"static", "admin.static"}  # files, cacheable by design
+STATIC_ENDPOINTS = {"static", "admin.static", "client.static"}  # files, cacheable by design
 # Rules that do not answer 200 to a signed-in GET, and why. Every other rule must reach a 200.
 NOT_200 = {
     "client.home": "redirects to the quote list, the portal's home",
     "organisation.index": "redirects to the organisations' list",
     "quote_editor.index": "redirects to the organisations' list (a quote is made from its client)",
     "client.invoice_payment_return": "back from Stripe without a PaymentIntent: back to the invoice",
+    "client.platform_sign_in": "an unknown single sign-on link: to the sign-in page",
+    "organisation.adjust_credits": "the adjustment's form is on the Crédits tab: a GET goes back there",
 }
 # Flask-Admin registers these pages on every model view; a view switching one off answers a
 # redirect to its list (ajax_lookup: a 404 without form_ajax_refs).
 MODEL_VIEW_PAGES = {"create_view": "can_create", "edit_view": "can_edit", "export": "can_export",
+                    "details_view": "can_view_details",
                     "ajax_lookup": "form_ajax_refs"}
 
 
@@ -53,22 +56,27 @@ def reachable(make):
                                 lines=[LineInput(product_id=product.id, quantity=1)])
     accepted = make.sent_quote(org, actor=admin, recipient=manager)
     quotes.accept(accepted, actor=manager, terms_version=world["terms"], channel=Channel.PORTAL)
-    request = quotes.create_request(organisation=org, requester=manager, items=[(product.id, 2)])
+    request = quote_requests.create_request(organisation=org, requester=manager, items=[(product.id, 2)])
     unpublished = make.terms(actor=admin, publish=False)
     invoice = db.session.scalars(select(Invoice)).one()
     email = db.session.scalars(select(OutboxEmail)).first()
     event = db.session.scalars(select(AuditEvent)).first()
+    org.external_id = "plateforme-1"
+    api_key, secret = api_keys.create_key("plateforme", api_keys.SCOPES, actor=admin)
     db.session.commit()
     path = {"quote_id": world["quote"].id, "invoice_id": invoice.id, "organisation_id": org.id,
             "request_id": request.id, "email_id": email.id, "terms_id": unpublished.id,
-            "tab": "devis", "export_type": "csv", "token": "jeton-inconnu"}
+            "tab": "devis", "export_type": "csv", "token": "jeton-inconnu",
+            "external_id": org.external_id, "siren": org.siren}
     overrides = {"quote_editor.send": {"quote_id": draft.id},
                  "client.quote_confirmation": {"quote_id": accepted.id}}
     # Flask-Admin's record pages take the record in the query string (other views: their first row).
     records = {"terms": unpublished.id, "emails": email.id, "invoices": invoice.id,
                "audit": event.id, "organisations": org.id, "products": product.id,
-               "client_users": users[ClientRole.RESPONSABLE].id, "staff_users": admin.id}
-    return {"world": world, "path": path, "overrides": overrides, "records": records}
+               "client_users": users[ClientRole.RESPONSABLE].id, "staff_users": admin.id,
+               "api_keys": api_key.id}
+    return {"world": world, "path": path, "overrides": overrides, "records": records,
+            "api_headers": {"Authorization": f"Bearer {secret}"}}
 
 
 def _url(app, rule, reachable) -> str:
@@ -77,7 +85,7 @@ def _url(app, rule, reachable) -> str:
     missing = [name for name, value in values.items() if value is None]
     assert not missing, f"{rule.rule}: give the argument {missing} a value of the world"
     view, _, action = rule.endpoint.partition(".")
-    if action in ("details_view", "edit_view"):
+    if action in ("details_view", "edit_view", "revoke"):
         values["id"] = reachable["records"].get(view) or _first_record(app, view)
     with app.test_request_context():
         return url_for(rule.endpoint, **values)
@@ -108,7 +116,8 @@ def test_every_page_and_pdf_of_the_admin_and_the_portal_is_no_store(app, new_cli
         browser = (staff if rule.rule.startswith("/admin/") else
                    client if rule.rule.startswith("/espace-client/") else anonymous)
         url = _url(app, rule, reachable)
-        response = browser.get(url)
+        headers = reachable["api_headers"] if rule.rule.startswith("/api/") else {}
+        response = browser.get(url, headers=headers)
         if "no-store" not in response.headers.get("Cache-Control", ""):
             missing_header.append((url, response.status_code, response.headers.get("Cache-Control")))
         if response.status_code != 200:

@@ -17,7 +17,7 @@ import pytest
 from flask_babel import force_locale, refresh
 from flask_babel.speaklater import LazyString
 
-from portal import exceptions, quotes
+from portal import exceptions, quote_requests, quotes
 from portal.exceptions import DomainError, InvalidInput, InvalidVatRate
 from portal.extensions import db
 from portal.i18n import lazy_gettext as _l
@@ -236,8 +236,9 @@ def test_a_client_accepting_a_quote_already_decided_reads_why_in_english(client,
 
 def test_a_staff_member_declining_a_request_without_a_reason_reads_why_in_english(staff_client, make):
     world = staff_client.world
-    request = quotes.create_request(organisation=world["org"], requester=world["users"][ClientRole.MEMBRE],
-                                    items=[(make.product().id, 1)])
+    request = quote_requests.create_request(organisation=world["org"],
+                                            requester=world["users"][ClientRole.MEMBRE],
+                                            items=[(make.product().id, 1)])
     db.session.commit()
     tokens = form_tokens(staff_client, f"/admin/demandes/{request.id}")
 

@@ -1,7 +1,8 @@
 """Every route of the URL map, for every kind of visitor, with another organisation's ids: the back
 office is staff only, and some of it admins only (the sales role gets 403); the portal is clients
-only and never shows another organisation's objects; and every state-changing route refuses a
-request without its CSRF token.
+only and never shows another organisation's objects; the platform API answers no session cookie
+(401: only an API key authenticates it, tests/test_api_auth.py); and every state-changing route
+but the API's and the signed webhook's refuses a request without its CSRF token.
 
 Routes are read from the URL map, so a new route is covered as soon as it exists; a URL parameter
 this file does not know fails the tests until it is given values below."""
@@ -19,21 +20,24 @@ from .test_security_world import Side, World, build_world, database_snapshot
 from .web import csrf_from, sign_in, sign_in_client
 
 VISITORS = ["anonymous", "responsable", "gestionnaire", "membre", "admin", "sales"]
-# Open to anyone: sign-in pages, one-time link pages, sign-out, health check, signed webhooks.
+# Open to anyone: sign-in pages, one-time link pages (the platform's single sign-on too), sign-out,
+# health check, signed webhooks.
 PUBLIC = {"staff_auth.login", "staff_auth.logout", "client.login", "client.request_link",
-          "client.magic_link", "client.consume_link", "client.invitation", "client.logout",
-          "health.healthz", "webhooks.stripe_events"}
+          "client.magic_link", "client.consume_link", "client.invitation", "client.platform_sign_in",
+          "client.logout", "health.healthz", "webhooks.stripe_events", "api.openapi_document"}
 # Pages of the portal that only the organisation's responsable sees (others: 404).
 RESPONSABLE_ONLY = {"client.settings"}
 # Routes that exist only with an optional feature (404 without it, as in this test config).
 OPTIONAL = {"client.invoice_payment_confirm"}  # card confirmation on the server: localstripe only
 # Back-office routes of the admin role alone: the sales role gets 403 (GET and POST alike). The seller
 # settings (the IBAN clients pay to), writing and publishing the CGV (reading them is open to
-# sales), and every route of the staff accounts.
+# sales), and every route of the staff accounts and of the API keys.
 ADMIN_ONLY = {"seller_settings.index", "terms.create_view", "terms.edit_view", "terms.publish"}
-ADMIN_ONLY_VIEWS = {"staff_users"}
+ADMIN_ONLY_VIEWS = {"staff_users", "api_keys"}
 # Verified by their own signature, not by a session's CSRF token.
 CSRF_EXEMPT_PATHS = {"/webhooks/stripe"}
+# The platform API: a key in a header authenticates it, never a cookie, so CSRF does not apply.
+API_PREFIX = "/api/v1/"
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 PARAMETER = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
 
@@ -52,6 +56,8 @@ def area(app, rule) -> str:
         return "public"
     if rule.rule.startswith("/admin"):
         return "admin"
+    if rule.rule.startswith(API_PREFIX):
+        return "api"
     if rule.rule == prefix or rule.rule.startswith(prefix + "/"):
         return "portal"
     pytest.fail(f"route {rule.rule} ({rule.endpoint}) is in no known area: classify it in {__name__}")
@@ -70,6 +76,8 @@ def parameter_values(world: World, side: Side) -> dict[str, list]:
         "tab": ["informations", "utilisateurs", "devis", "factures", "credits", "historique"],
         "export_type": ["csv"],
         "token": ["x" * 43],
+        "external_id": [side.org.external_id or "inconnu"],
+        "siren": [side.org.siren],
     }
 
 
@@ -121,7 +129,7 @@ def _visit_as(client, world: World, visitor: str) -> str:
 def test_every_route_with_another_organisations_ids(app, client, world, visitor):
     token = _visit_as(client, world, visitor)
     values = parameter_values(world, world.theirs)
-    checked = {"admin": 0, "portal": 0, "admin only": 0}
+    checked = {"admin": 0, "portal": 0, "api": 0, "admin only": 0}
     for rule in routes(app):
         where_area = area(app, rule)
         if where_area == "public":
@@ -132,12 +140,15 @@ def test_every_route_with_another_organisations_ids(app, client, world, visitor)
                 _expect(where_area, visitor, rule, response, f"{visitor} {method} {url} ({rule.endpoint})")
                 checked[where_area] += 1
                 checked["admin only"] += admin_only(rule)
-    assert checked["admin"] >= 60 and checked["portal"] >= 20 and checked["admin only"] >= 12, checked
+    assert checked["admin"] >= 60 and checked["portal"] >= 20 and checked["api"] >= 15, checked
+    assert checked["admin only"] >= 12, checked
 
 
 def _expect(where_area: str, visitor: str, rule, response, where: str) -> None:
     status, location = response.status_code, response.headers.get("Location", "")
-    if visitor == "anonymous":
+    if where_area == "api":
+        assert status == 401 and response.content_type == "application/problem+json", (where, status)
+    elif visitor == "anonymous":
         sign_in_page = "/admin/connexion" if where_area == "admin" else "/espace-client/connexion"
         assert status == 302 and sign_in_page in location, (where, status, location)
     elif where_area == "admin":
@@ -203,7 +214,7 @@ def test_every_state_changing_route_refuses_a_request_without_its_csrf_token(app
     values = parameter_values(world, world.mine)
     checked = 0
     for rule in routes(app):
-        if rule.rule in CSRF_EXEMPT_PATHS:
+        if rule.rule in CSRF_EXEMPT_PATHS or rule.rule.startswith(API_PREFIX):
             continue
         if visitor == "signed in":
             _sign_in_for(client, world, area(app, rule))
@@ -234,17 +245,19 @@ def _foreign_token(app) -> str:
     return csrf_from(other.get("/espace-client/connexion").get_data(as_text=True))
 
 
-def test_the_webhook_is_the_only_route_exempt_from_csrf(app):
+def test_the_webhook_and_the_api_are_the_only_routes_exempt_from_csrf(app):
     from portal.extensions import csrf
 
     exempt = []
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
         blueprint = rule.endpoint.rpartition(".")[0]
+        exempt_blueprints = {getattr(exempted, "name", exempted) for exempted in csrf._exempt_blueprints}
         if (f"{view.__module__}.{view.__name__}" in csrf._exempt_views
-                or blueprint in csrf._exempt_blueprints):
+                or blueprint in exempt_blueprints):
             exempt.append(rule.rule)
-    assert set(exempt) <= CSRF_EXEMPT_PATHS, exempt
+    assert {path for path in exempt if not path.startswith(API_PREFIX)} <= CSRF_EXEMPT_PATHS, exempt
+    assert any(path.startswith(API_PREFIX) for path in exempt)
 
 
 @pytest.mark.parametrize("visitor", ["admin", "responsable"])

@@ -10,14 +10,16 @@ from datetime import datetime, time, timedelta
 
 from sqlalchemy import Enum, String, Text, select
 
-from portal import accounts, billing, monthly, outbox, quotes
+from portal import accounts, api_keys, billing, credits, monthly, outbox, quote_expiry, quote_requests, quotes
 from portal.dates import period_bounds
 from portal.delivery import emails
 from portal.extensions import db
 from portal.models import (
+    ApiKey,
     BillingMode,
     Channel,
     ClientRole,
+    CreditEntry,
     Invoice,
     Organisation,
     OutboxEmail,
@@ -49,13 +51,14 @@ USER_TEXT_FIELDS = {
     "invoice": {"reason"},
     "invoice_line": {"label"},
     "payment": {"provider_reference"},
-    "credit_entry": {"reason"},
+    "credit_entry": {"reason", "external_reference"},
+    "api_key": {"name"},
     "seller_settings": {"company_name", "legal_form", "share_capital", "address_line1", "address_line2",
                         "city", "rcs_city", "phone", "early_payment_discount", "late_penalty_rate"},
 }
 # Text columns nobody types freely: validated formats, numbers, hashes, system or Stripe values.
 SYSTEM_TEXT_FIELDS = {
-    "organisation": {"siren", "siret", "vat_number", "postal_code", "country"},
+    "organisation": {"siren", "siret", "vat_number", "postal_code", "country", "external_id"},
     "user": {"email", "password_hash"},
     "terms_version": {"sha256"},
     "quote": {"number", "billing_period"},
@@ -67,7 +70,9 @@ SYSTEM_TEXT_FIELDS = {
     "payment": {"currency"},
     "outbox_email": {"recipient", "template", "dedupe_key", "last_error"},
     "audit_event": {"action", "object_type", "ip"},
-    "login_token": {"token_hash", "purpose"},
+    "login_token": {"token_hash", "purpose", "next_path"},
+    "api_key": {"prefix", "secret_hash", "scopes"},
+    "api_idempotency_key": {"key", "request_hash", "response_body"},
     "seller_settings": {"postal_code", "country", "siren", "vat_number", "email", "iban", "bic",
                         "operation_category"},
     "submitted_form": {"token"},
@@ -144,7 +149,8 @@ def build_world(text: str = "") -> World:
                   theirs=_side(f"{text}Theirs {n}", text, admin, terms, product), text=text)
     quotes.set_mandate(world.mine.org, allowed=True, actor=world.mine.users[ClientRole.RESPONSABLE])
     _monthly(world, text, n)
-    quotes.remind_expiring(now=utcnow() + timedelta(days=24))
+    _platform(world, text, n)
+    quote_expiry.remind_expiring(now=utcnow() + timedelta(days=24))
     outbox.enqueue_login_link(world.mine.users[ClientRole.MEMBRE])
     outbox.enqueue_account_locked(world.mine.users[ClientRole.GESTIONNAIRE], utcnow() + timedelta(minutes=15))
     db.session.commit()
@@ -157,6 +163,7 @@ def _side(name: str, text: str, admin: User, terms, product: Product) -> Side:
                                  address_line1=f"{text}1 rue",
                                  address_line2=f"{text}bât. B", city=f"{text}Lyon",
                                  billing_email=None)
+    org.external_id = f"plateforme-{org.id}"
     users = {role: factories.client_user(org, role, full_name=f"{text}{role.value} {org.id}")
              for role in ClientRole}
     decider = users[ClientRole.GESTIONNAIRE]
@@ -186,12 +193,12 @@ def _side(name: str, text: str, admin: User, terms, product: Product) -> Side:
     billing.record_payment(paid_invoice, provider=PaymentProvider.BANK_TRANSFER,
                            provider_reference=f"{text}VIR-{paid_invoice.id}",
                            amount_cents=paid_invoice.total_ttc_cents, currency="EUR", actor=admin)
-    billing.adjust_credits(org, 5, actor=admin, reason=f"{text}geste commercial")
-    request = quotes.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
-                                    items=[(product.id, 3)], message=f"{text}message")
-    declined = quotes.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
-                                     items=[(product.id, 1)], message=f"{text}autre")
-    quotes.decline_request(declined, actor=admin, reason=f"{text}indisponible")
+    credits.adjust_credits(org, 5, actor=admin, reason=f"{text}geste commercial")
+    request = quote_requests.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
+                                            items=[(product.id, 3)], message=f"{text}message")
+    declined = quote_requests.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
+                                             items=[(product.id, 1)], message=f"{text}autre")
+    quote_requests.decline_request(declined, actor=admin, reason=f"{text}indisponible")
     invited = accounts.invite_client_user(organisation=org, email=f"invite{org.id}@example.test",
                                           full_name=f"{text}Invité {org.id}", role=ClientRole.MEMBRE,
                                           actor=admin)
@@ -199,6 +206,14 @@ def _side(name: str, text: str, admin: User, terms, product: Product) -> Side:
                 refused=refused, draft=quote(), credited_invoice=credited_invoice,
                 credit_note=credit_note, paid_invoice=paid_invoice, request=request,
                 declined_request=declined, invited=invited)
+
+
+def _platform(world: World, text: str, n: int) -> None:
+    """The platform's key, and one consumption of ours through it, with its reference."""
+    key, _secret = api_keys.create_key(fit(ApiKey, "name", f"{text}Plateforme {n}"), api_keys.SCOPES,
+                                       actor=world.admin)
+    credits.consume_credits(world.mine.org, 1, actor=None, api_key=key, reason=f"{text}analyse",
+                            external_reference=fit(CreditEntry, "external_reference", f"{text}réf-{n}"))
 
 
 def _invoice_of(quote) -> Invoice:

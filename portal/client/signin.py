@@ -1,5 +1,5 @@
-"""Portal sign-in: password, a passwordless link by email, the quote email's magic link, and the
-invitation link that lets a new user choose a password."""
+"""Portal sign-in: password, a passwordless link by email, the quote email's magic link, the
+invitation link that lets a new user choose a password, and the platform's single sign-on."""
 
 from __future__ import annotations
 
@@ -114,6 +114,24 @@ def _link_destination(link) -> str | None:
     if link is None or link.quote_id is None or link.purpose != auth.MAGIC_LINK_QUOTE:
         return None
     return url_for("client.quote_page", quote_id=link.quote_id)
+
+
+@blueprint.get("/sso/<token>")
+@limiter.limit(configured_limit("RATELIMIT_LINK"))
+def platform_sign_in(token: str):
+    """Single sign-on from the platform (POST /api/v1/sessions): the link is used up at once, on
+    this GET, since no mail scanner ever sees it (unlike /lien/, it is never emailed); the user
+    is signed in afresh and lands on the link's page. The platform's browser opens it, maybe in
+    the iframe that embeds the portal."""
+    link = auth.peek_link(token)
+    destination = (request.script_root + link.next_path
+                   if link and link.purpose == auth.MAGIC_LINK_API_SESSION and link.next_path else None)
+    with transaction(refusals=MagicLinkInvalid) as outcome:
+        user = auth.consume_magic_link(token, purpose=auth.MAGIC_LINK_API_SESSION)
+    if not outcome.ok:
+        return redirect(url_for("client.login", next=destination), code=303)
+    start_session(user)
+    return redirect(destination or url_for("client.quote_list"), code=303)
 
 
 @blueprint.route("/invitation/<token>", methods=["GET", "POST"])
