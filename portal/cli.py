@@ -1,4 +1,4 @@
-"""`flask --app wsgi …` commands: demo data, staff users, monthly close, quote expiry."""
+"""`flask --app wsgi …` commands: demo data, staff users, monthly close, quote expiry, API keys."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
-from . import monthly, outbox, quotes
+from . import api_keys, monthly, outbox, quote_expiry
 from .auth import MIN_PASSWORD_LENGTH, hash_password
 from .delivery import worker
 from .demo import DEMO_CLIENT_PASSWORD, DEMO_STAFF_PASSWORD, load_demo
 from .exceptions import DomainError
 from .extensions import db
-from .models import StaffRole, User, UserKind
+from .labels import french_date
+from .models import ApiKey, StaffRole, User, UserKind
 
 
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
-    for group in (demo_cli, staff_cli, billing_cli, quotes_cli):
+    for group in (demo_cli, staff_cli, billing_cli, quotes_cli, api_keys_cli):
         app.cli.add_command(group)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(payments_cli)
@@ -114,16 +115,81 @@ def quotes_cli() -> None:
 
 @quotes_cli.command("expire", help="Passe en « expiré » les devis envoyés dont la validité est dépassée.")
 def expire() -> None:
-    expired = quotes.expire_overdue()
+    expired = quote_expiry.expire_overdue()
     db.session.commit()
     click.echo(f"{len(expired)} devis expiré(s).")
 
 
 @quotes_cli.command("remind", help="Envoie les rappels des devis qui arrivent à échéance (J-7 et J-1).")
 def remind() -> None:
-    count = quotes.remind_expiring()
+    count = quote_expiry.remind_expiring()
     db.session.commit()
     click.echo(f"{count} rappel(s) mis en file d'envoi.")
+
+
+# --- API keys: for deployment scripts -----------------------------------------------------------
+
+
+@click.group("api-keys", help="Clés de l'API de la plateforme.")
+def api_keys_cli() -> None:
+    pass
+
+
+@api_keys_cli.command("create", help="Crée une clé d'API et affiche sa clé secrète, une seule fois, "
+                                      "seule sur la sortie standard (le reste va sur la sortie d'erreur). "
+                                      f"Autorisations : {', '.join(api_keys.SCOPES)}.")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, metavar="AUTORISATION",
+              help="Une autorisation de la clé ; répétez l'option pour en donner plusieurs.")
+def api_keys_create(name: str, scopes: tuple[str, ...]) -> None:
+    try:
+        key, secret = api_keys.create_key(name, scopes, actor=None)
+    except DomainError as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"Clé d'API « {key.name} » créée : préfixe {key.prefix}, autorisations "
+               f"{', '.join(key.scope_list)}.", err=True)
+    click.echo("Clé secrète ci-dessous : elle ne sera plus jamais affichée.", err=True)
+    click.echo(secret)
+
+
+@api_keys_cli.command("list", help="Liste les clés d'API, actives et révoquées.")
+def api_keys_list() -> None:
+    keys = db.session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+    if not keys:
+        click.echo("Aucune clé d'API.")
+    for key in keys:
+        state = "active" if key.active else f"révoquée le {french_date(key.revoked_at)}"
+        used = french_date(key.last_used_at) if key.last_used_at else "jamais"
+        click.echo(f"{key.prefix}…  {key.name}  [{' '.join(key.scope_list)}]  créée le "
+                   f"{french_date(key.created_at)}, dernière utilisation : {used}, {state}")
+
+
+@api_keys_cli.command("revoke", help="Révoque la clé d'API de ce préfixe (pdk_ et 8 caractères) : ses "
+                                      "appels suivants sont refusés.")
+@click.argument("prefix")
+@click.option("--yes", is_flag=True, help="Sans demander de confirmation.")
+def api_keys_revoke(prefix: str, yes: bool) -> None:
+    prefix = prefix.strip().rstrip("…").rstrip(".")
+    matching = db.session.scalars(select(ApiKey).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+                                  ).all()
+    if not matching:
+        raise click.ClickException(f"Aucune clé d'API active n'a le préfixe {prefix} "
+                                   "(voir flask api-keys list).")
+    if len(matching) > 1:
+        raise click.ClickException(f"Plusieurs clés actives ont le préfixe {prefix} : révoquez-les depuis "
+                                   "le back office (Administration › Clés d'API).")
+    key = matching[0]
+    if not yes and not click.confirm(f"Révoquer la clé « {key.name} » ({key.prefix}…) ? Ses appels seront "
+                                     "refusés aussitôt.", default=False):
+        click.echo("Révocation annulée : rien n'a changé.", err=True)
+        sys.exit(1)
+    try:
+        api_keys.revoke_key(key, actor=None)
+    except DomainError as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"Clé d'API « {key.name} » ({key.prefix}…) révoquée.")
 
 
 # --- Outbox: sending the queued emails --------------------------------------------------------

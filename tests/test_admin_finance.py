@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal import billing, monthly, quotes
+from portal import billing, credits, monthly, quotes
 from portal.dates import paris_today
 from portal.extensions import db
 from portal.models import (
@@ -119,7 +119,7 @@ def test_record_a_bank_transfer(staff_client, invoiced):
     assert (payment.provider, payment.provider_reference, payment.amount_cents) == (
         PaymentProvider.BANK_TRANSFER, "VIR-2026-0042", 24000)
     assert payment.recorded_by_id == invoiced["admin"].id
-    assert billing.credit_balance(invoiced["org"].id) == 20
+    assert credits.credit_balance(invoiced["org"].id) == 20
     html = page_text(staff_client.get(response.headers["Location"]))
     assert "VIR-2026-0042" in html and "Virement bancaire" in html and "Payée" in html
     assert "Enregistrer un virement" not in html

@@ -91,7 +91,7 @@ def test_a_role_restricted_view_never_shows_in_another_roles_menu(app, client):
     """Every page of the back office, visited by an admin, then a sales member, then the admin again:
     the sales menu never has the admin-only entries, the admin's always has them."""
     entries = _admin_only_entries(app)
-    assert {"Paramètres vendeur", "Comptes de l'équipe"} <= set(entries)
+    assert {"Paramètres vendeur", "Comptes de l'équipe", "Clés d'API"} <= set(entries)
     world = build_world()
     admin, sales = client, app.test_client()  # IsolatedClients: a browser each
     sign_in(admin, world.admin)

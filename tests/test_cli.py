@@ -1,14 +1,17 @@
-"""The flask commands: demo data, staff accounts, monthly close, quote expiry."""
+"""The flask commands: demo data, staff accounts, monthly close, quote expiry, API keys."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
-from portal import auth, monthly, quotes, seller
+from portal import api_keys, auth, monthly, quotes, seller
 from portal.extensions import db
 from portal.models import (
+    ApiKey,
+    AuditEvent,
     BillingMode,
     Channel,
     ClientRole,
@@ -107,3 +110,66 @@ def test_quotes_expire_command(runner, make):
     assert result.exit_code == 0 and "1 devis expiré" in result.output
     assert db.session.get(Quote, world["quote"].id).status == QuoteStatus.EXPIRED
 
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+def _api_keys() -> list[ApiKey]:
+    db.session.expire_all()
+    return db.session.scalars(select(ApiKey).order_by(ApiKey.id)).all()
+
+
+def test_api_keys_create_prints_the_secret_once_alone_on_stdout(runner):
+    result = runner.invoke(args=["api-keys", "create", "Plateforme", "--scope", "credits:read",
+                                 "--scope", "credits:consume"])
+    assert result.exit_code == 0, result.output
+    [key] = _api_keys()
+    secret = result.stdout.strip()  # for `SECRET=$(flask api-keys create …)`
+    assert api_keys.find_active_key(secret).id == key.id and secret.startswith(key.prefix)
+    assert f"préfixe {key.prefix}" in result.stderr and "credits:read, credits:consume" in result.stderr
+    assert "ne sera plus jamais affichée" in result.stderr
+    assert key.created_by_id is None and key.scope_list == ["credits:read", "credits:consume"]
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "api_key.created"))
+    assert event.actor_id is None and event.details["prefix"] == key.prefix
+    listed = runner.invoke(args=["api-keys", "list"])
+    assert listed.exit_code == 0
+    assert f"{key.prefix}…  Plateforme  [credits:read credits:consume]" in listed.output
+    assert "active" in listed.output and secret not in listed.output
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--scope", "credits:everything"], "Autorisation inconnue : credits:everything"),
+    (["--scope", "credits:read", "--scope", "admin"], "Autorisation inconnue : admin"),
+    ([], "Choisissez au moins une autorisation pour la clé d'API."),
+])
+def test_api_keys_create_refuses_an_unknown_or_missing_scope_in_french(runner, arguments, message):
+    result = runner.invoke(args=["api-keys", "create", "Plateforme", *arguments])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "pdk_" not in result.output
+    assert _api_keys() == []
+
+
+def test_api_keys_revoke_asks_for_a_confirmation_unless_yes(runner):
+    key, secret = api_keys.create_key("Ancienne", ["credits:read"], actor=None)
+    db.session.commit()
+    declined = runner.invoke(args=["api-keys", "revoke", key.prefix], input="n\n")
+    assert declined.exit_code != 0 and "Révocation annulée" in declined.output
+    assert _api_keys()[0].revoked_at is None
+    revoked = runner.invoke(args=["api-keys", "revoke", f"{key.prefix}…"], input="y\n")
+    assert revoked.exit_code == 0 and "révoquée" in revoked.output, revoked.output
+    assert _api_keys()[0].revoked_at is not None and api_keys.find_active_key(secret) is None
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "api_key.revoked"))
+    assert event.actor_id is None
+    assert "révoquée le" in runner.invoke(args=["api-keys", "list"]).output
+
+
+def test_api_keys_revoke_with_yes_and_an_unknown_prefix(runner):
+    key, _secret = api_keys.create_key("Script", ["quotes:read"], actor=None)
+    db.session.commit()
+    unknown = runner.invoke(args=["api-keys", "revoke", "pdk_inconnu0", "--yes"])
+    assert unknown.exit_code != 0 and "Aucune clé d'API active n'a le préfixe pdk_inconnu0" in unknown.output
+    done = runner.invoke(args=["api-keys", "revoke", key.prefix, "--yes"])
+    assert done.exit_code == 0 and _api_keys()[0].revoked_at is not None
+    again = runner.invoke(args=["api-keys", "revoke", key.prefix, "--yes"])
+    assert again.exit_code != 0 and "Aucune clé d'API active" in again.output

@@ -13,6 +13,7 @@ from . import (
     catalogue,
     finance,
     organisations,
+    platform,
     quote_editor,
     quotes_list,
     requests_inbox,
@@ -23,7 +24,7 @@ from .home import HomeView
 from .signin import blueprint as signin_blueprint
 
 VIEW_MODULES = (organisations, quote_editor, quotes_list, requests_inbox, catalogue, finance, system, staff,
-                account)
+                platform, account)
 
 
 def init_admin(app: Flask) -> Admin:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wtforms import BooleanField, HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
-from .. import billing, documents, monthly
+from .. import billing, credits, documents, monthly
 from ..exceptions import DomainError
 from ..extensions import db, pdf_limit
 from ..forms import EuroField
@@ -102,7 +102,8 @@ class InvoiceView(SecureModelView):
             select(User).where(User.id.in_(recorder_ids)))} if recorder_ids else {}
         return self.render(self.details_template, model=invoice, credit_note=credit_note,
                            recorders=recorders, return_url=self.get_url(".index_view"),
-                           actionable=_actionable(invoice))
+                           actionable=_actionable(invoice),
+                           reversal=credits.credit_note_reversal(credit_note or invoice))
 
     @expose("/<int:invoice_id>/virement", methods=("GET", "POST"))
     def bank_transfer(self, invoice_id: int):
@@ -134,7 +135,8 @@ class InvoiceView(SecureModelView):
                 flash(_("Avoir %(note)s émis : la facture %(number)s est annulée.", note=note.number,
                         number=invoice.number), "success")
                 return redirect(_details_url(invoice))
-        return self.render("admin/invoice_credit_note.html", invoice=invoice, form=form)
+        return self.render("admin/invoice_credit_note.html", invoice=invoice, form=form,
+                           reversal=credits.reversal_preview(invoice) if invoice.is_payable else None)
 
     @expose("/<int:invoice_id>/pdf")
     @pdf_limit

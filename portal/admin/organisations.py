@@ -6,25 +6,29 @@ import unicodedata
 from collections.abc import Callable
 
 from babel import Locale
-from flask import abort, redirect, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
+from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
-from wtforms import SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
-from .. import billing, validation
-from ..exceptions import InvalidInput
+from .. import credits, validation
+from ..exceptions import ExternalIdAlreadyUsed, InsufficientCredits, InvalidInput, ZeroAdjustment
 from ..extensions import db
 from ..forms import IntegerInput, int_arg
 from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import AuditEvent, BillingMode, CreditEntry, Invoice, Organisation, Quote, QuoteStatus, User
 from ..read_only import read_only
-from .base import ChoiceFilter, PortalForm, SecureModelView, SecureView, strip
+from ..transaction import transaction
+from .base import ChoiceFilter, PortalForm, SecureModelView, SecureView, acting_user, client_ip, strip
 
 PAGE_SIZE = 50
+MAX_ADJUSTMENT = 1_000_000  # credits added or removed at once, as through the API
 TABS = {
     "informations": _l("Informations"),
     "utilisateurs": _l("Utilisateurs"),
@@ -52,10 +56,43 @@ class OrganisationPageView(SecureView):
         organisation = db.session.get(Organisation, organisation_id) or abort(404)
         if tab not in TABS:
             abort(404)
-        before = int_arg("avant")
-        content = getattr(self, f"_tab_{tab}")(organisation, before)
+        return self._render_tab(organisation, tab)
+
+    def _render_tab(self, organisation: Organisation, tab: str, **extra):
+        content = getattr(self, f"_tab_{tab}")(organisation, int_arg("avant"))
         return self.render("admin/organisation.html", organisation=organisation, tabs=TABS, tab=tab,
-                           page_size=PAGE_SIZE, **content)
+                           page_size=PAGE_SIZE, **content | extra)
+
+    @expose("/<int:organisation_id>/credits/ajustement", methods=("GET", "POST"))
+    def adjust_credits(self, organisation_id: int):
+        """Adjust the credit balance in two steps: the amount and reason, then a confirmation
+        showing the balance before and after; shown again if the balance moved in between."""
+        organisation = db.session.get(Organisation, organisation_id) or abort(404)
+        credits_tab = url_for(".page", organisation_id=organisation.id, tab="credits")
+        if request.method == "GET":
+            return redirect(credits_tab)
+        form = CreditAdjustmentForm()
+        if not form.validate_on_submit():
+            return self._render_tab(organisation, "credits", adjustment_form=form)
+        balance = credits.credit_balance(organisation.id)
+        if form.confirm.data and form.balance_seen.data == str(balance):
+            with transaction() as outcome:
+                credits.adjust_credits(organisation, form.amount.data, actor=acting_user(),
+                                       reason=form.reason.data, ip=client_ip())
+            if outcome.ok:
+                signed = f"{form.amount.data:+d}"
+                flash(_("Ajustement de %(amount)s crédit(s) enregistré : le solde est de %(balance)s.",
+                        amount=signed, balance=balance + form.amount.data), "success")
+                return redirect(credits_tab)
+        return self._confirm_adjustment(organisation, form, balance)
+
+    def _confirm_adjustment(self, organisation: Organisation, form: CreditAdjustmentForm, balance: int):
+        after = balance + form.amount.data
+        moved = form.confirm.data and form.balance_seen.data != str(balance)
+        form.balance_seen.data = str(balance)
+        refusal = str(InsufficientCredits(balance=balance)) if after < 0 else None
+        return self.render("admin/credit_adjustment_confirm.html", organisation=organisation, form=form,
+                           balance=balance, after=after, moved=moved, refusal=refusal)
 
     def _tab_informations(self, organisation: Organisation, before: int | None) -> dict:
         changed_by = (db.session.get(User, organisation.staff_validation_changed_by_id)
@@ -78,9 +115,11 @@ class OrganisationPageView(SecureView):
 
     def _tab_credits(self, organisation: Organisation, before: int | None) -> dict:
         statement = (select(CreditEntry).where(CreditEntry.organisation_id == organisation.id)
-                     .options(joinedload(CreditEntry.quote)))
-        return {"balance": billing.credit_balance(organisation.id),
-                "entries": _keyset(statement, CreditEntry.id, before)}
+                     .options(joinedload(CreditEntry.quote), joinedload(CreditEntry.credit_note),
+                              joinedload(CreditEntry.api_key), joinedload(CreditEntry.actor)))
+        return {"balance": credits.credit_balance(organisation.id),
+                "entries": _keyset(statement, CreditEntry.id, before),
+                "adjustment_form": CreditAdjustmentForm()}
 
     def _tab_historique(self, organisation: Organisation, before: int | None) -> dict:
         statement = (select(AuditEvent).where(AuditEvent.organisation_id == organisation.id)
@@ -93,6 +132,29 @@ def _keyset(statement, key, before: int | None) -> list:
     if before is not None:
         statement = statement.where(key < before)
     return list(db.session.scalars(statement.order_by(key.desc()).limit(PAGE_SIZE)).unique())
+
+
+# --- Credit adjustments by staff ------------------------------------------------------------------
+
+
+def _not_zero(form, field) -> None:
+    if field.data == 0:
+        raise ValidationError(str(ZeroAdjustment()))
+
+
+class CreditAdjustmentForm(PortalForm):
+    """A signed number of credits and its reason; `confirm` is the second step's button, and
+    `balance_seen` the balance that step showed."""
+
+    amount = IntegerInput(
+        _l("Crédits à ajouter (ou à retirer, précédés de « - »)"), minimum=-MAX_ADJUSTMENT,
+        maximum=MAX_ADJUSTMENT, validators=[
+            InputRequired(message=_l("Indiquez le nombre de crédits à ajouter ou retirer.")), _not_zero])
+    reason = TextAreaField(_l("Motif"), filters=[strip], validators=[
+        DataRequired(message=_l("Indiquez le motif de l'ajustement.")),
+        Length(max=500, message=_l("%(max)d caractères au plus."))])
+    balance_seen = HiddenField()
+    confirm = BooleanField()  # the confirmation page's button (name="confirm")
 
 
 # --- The organisation form: every identity field checked (portal.validation), nothing free-form --
@@ -111,6 +173,10 @@ def _checked(check: Callable[..., str], **related: str) -> Callable:
             raise ValidationError(str(error)) from None
 
     return validator
+
+
+# The platform's own id of an organisation: no spaces nor markup (it is part of API paths).
+EXTERNAL_ID = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$"
 
 
 def _blank_to_none(value):
@@ -175,6 +241,13 @@ class OrganisationForm(PortalForm):
     payment_terms_days = IntegerInput(_l("Délai de paiement (jours)"), minimum=0, maximum=60, default=30,
                                       validators=[InputRequired(
                                           message=_l("Indiquez le délai de paiement, de 0 à 60 jours."))])
+    external_id = StringField(
+        _l("Identifiant externe (plateforme)"), filters=[_blank_to_none],
+        description=_l("L'identifiant de l'organisation dans la plateforme, qui la retrouve ainsi par "
+                       "l'API ; laissez vide si elle n'y a pas de compte."),
+        validators=[Optional(), Length(max=100, message=_l("%(max)d caractères au plus.")),
+                    Regexp(EXTERNAL_ID, message=_l("L'identifiant externe s'écrit en lettres sans accent, "
+                                                   "chiffres et signes . _ - : / @ +, sans espace."))])
 
 
 class OrganisationListView(SecureModelView):
@@ -183,7 +256,7 @@ class OrganisationListView(SecureModelView):
     can_create = True
     can_edit = True
     column_list = ("name", "siren", "city", "billing_mode", "payment_terms_days",
-                   "staff_validation_allowed")
+                   "staff_validation_allowed", "external_id")
     column_labels = {
         "name": _l("Raison sociale"), "legal_form": _l("Forme juridique"), "siren": _l("SIREN"),
         "siret": _l("SIRET"), "vat_number": _l("N° de TVA intracommunautaire"),
@@ -192,6 +265,7 @@ class OrganisationListView(SecureModelView):
         "billing_email": _l("Email de facturation"), "billing_mode": _l("Mode de facturation"),
         "payment_terms_days": _l("Délai de paiement (jours)"),
         "staff_validation_allowed": _l("Validation pour le compte autorisée"),
+        "external_id": _l("Identifiant externe"),
     }
     column_searchable_list = ()
     column_filters = (ChoiceFilter(Organisation.billing_mode, _l("Mode de facturation"), BillingMode),)
@@ -201,6 +275,23 @@ class OrganisationListView(SecureModelView):
         "name": lambda view, context, model, name: link_to_page(model),
         "billing_mode": lambda view, context, model, name: label(model.billing_mode),
     }
+
+    def on_model_change(self, form, model: Organisation, is_created: bool) -> None:
+        if model.external_id is None:
+            return
+        with db.session.no_autoflush:
+            taken = db.session.scalar(select(Organisation.id).where(
+                Organisation.external_id == model.external_id, Organisation.id != model.id))
+        if taken is not None:
+            raise ValidationError(str(ExternalIdAlreadyUsed(external_id=model.external_id)))
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        # Another organisation took the same id between the check above and the commit.
+        if isinstance(exc, IntegrityError) and "external_id" in str(exc.orig):
+            external_id = (request.form.get("external_id") or "").strip()
+            flash(str(ExternalIdAlreadyUsed(external_id=external_id)), "error")
+            return True
+        return super().handle_view_exception(exc)
 
 
 def link_to_page(organisation: Organisation) -> Markup:

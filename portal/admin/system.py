@@ -240,6 +240,8 @@ ACTION_LABELS = {
     "invoice.issued": _l("Facture émise"), "invoice.paid": _l("Facture payée"),
     "invoice.credited": _l("Facture annulée par avoir"), "credits.granted": _l("Crédits attribués"),
     "credits.consumption": _l("Crédits consommés"), "credits.adjustment": _l("Crédits ajustés"),
+    "credits.reversal": _l("Crédits repris par avoir"),
+    "api_key.created": _l("Clé d'API créée"), "api_key.revoked": _l("Clé d'API révoquée"),
     "organisation.mandate": _l("Autorisation de validation modifiée"),
     "terms.created": _l("CGV rédigées"), "terms.updated": _l("Brouillon de CGV modifié"),
     "terms.published": _l("CGV publiées"), "product.created": _l("Produit créé"),

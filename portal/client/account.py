@@ -10,7 +10,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload, load_only, selectinload
 from wtforms import BooleanField, TextAreaField
 
-from .. import billing, quotes, submissions
+from .. import quote_requests, quotes, submissions
+from ..credits import credit_balance, credit_note_reversal  # by name: `credits` is this module's view
 from ..exceptions import InvalidInput, RequestedQuantityOutOfRange
 from ..extensions import db
 from ..forms import OnceForm, int_arg, parse_int
@@ -72,10 +73,10 @@ def invoice_list():
 @client_required
 @read_only
 def invoice_page(invoice_id: int):
-    """One invoice: its lines, status and payments."""
+    """One invoice: its lines, status and payments; a credit note, the credits it took back."""
     invoice = own(Invoice, invoice_id)
     return render_template("client/invoice.html", invoice=invoice, can_pay=can_decide(),
-                           seller=invoice.seller)
+                           seller=invoice.seller, reversal=credit_note_reversal(invoice))
 
 
 # --- Crédits ----------------------------------------------------------------------------------
@@ -88,8 +89,9 @@ def credits():
     """The credit balance and its ledger."""
     organisation_id = current_user.organisation_id
     entries = _keyset(select(CreditEntry).where(CreditEntry.organisation_id == organisation_id)
-                      .options(joinedload(CreditEntry.quote)), CreditEntry.id)
-    return render_template("client/credits.html", balance=billing.credit_balance(organisation_id),
+                      .options(joinedload(CreditEntry.quote), joinedload(CreditEntry.credit_note)),
+                      CreditEntry.id)
+    return render_template("client/credits.html", balance=credit_balance(organisation_id),
                            entries=entries, page_size=PAGE_SIZE)
 
 
@@ -110,9 +112,9 @@ def requests():
     if form.validate_on_submit():
         with transaction() as outcome:
             submissions.claim(form.submission_token.data)
-            quotes.create_request(organisation=current_user.organisation, requester=current_user,
-                                  items=_requested_items(products), message=form.message.data or "",
-                                  ip=request.remote_addr)
+            quote_requests.create_request(organisation=current_user.organisation, requester=current_user,
+                                          items=_requested_items(products), message=form.message.data or "",
+                                          ip=request.remote_addr)
         if outcome.ok:
             flash(_("Votre demande de devis a été envoyée. Nous vous répondrons rapidement."), "success")
             return redirect(url_for("client.requests"))
