@@ -7,7 +7,7 @@ FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed
 TEST_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-pg lint bench install clean translations-update
+.PHONY: run test test-sqlite test-pg lint bench install clean translations-update example-platform
 
 $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,25 @@ run: install
 	$(FLASK) outbox work & worker=$$!; \
 	$(FLASK) run --host 127.0.0.1 --port $(PORT) & server=$$!; \
 	wait $$server
+
+# The example host platform (examples/host_platform/README.md) on PLATFORM_PORT, beside the portal
+# of `make run` on PORT (both started here; Ctrl-C stops both): the platform gets a new API key,
+# its users are the demo's clients (their organisations' external_id: compte-martin, compte-dupont),
+# and the portal lets the platform's origin frame it. Open http://127.0.0.1:5050.
+# (`make -n example-platform` runs its recipe anyway: it calls $(MAKE).)
+PLATFORM_PORT ?= 5050
+PLATFORM_SCOPES := organisations:read credits:read credits:consume sessions:write
+
+example-platform: install
+	$(FLASK) db upgrade
+	$(FLASK) demo load
+	@secret=$$($(FLASK) api-keys create "Plateforme d'exemple" $(PLATFORM_SCOPES:%=--scope %)) || exit 1; \
+	PORTAL_URL=http://127.0.0.1:$(PORT) PORTAL_API_KEY=$$secret \
+		$(BIN)/flask --app examples.host_platform.app run --host 127.0.0.1 --port $(PLATFORM_PORT) & platform=$$!; \
+	trap 'kill $$platform 2>/dev/null; wait' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	echo "Plateforme d'exemple : http://127.0.0.1:$(PLATFORM_PORT) (gestionnaire@martin.example / plateforme-2026)"; \
+	PORTAL_BASE_URL=$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)} \
+		PORTAL_FRAME_ANCESTORS="'self' http://127.0.0.1:$(PLATFORM_PORT)" $(MAKE) --no-print-directory run
 
 # `make run` on the local PostgreSQL instead of SQLite: the same steps, with the database PG_URL
 # (portail by default) created first if it does not exist.

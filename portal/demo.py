@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from . import billing, quotes, validation
+from . import billing, quote_expiry, quote_requests, quotes, validation
 from .auth import hash_password
 from .extensions import db
 from .models import (
@@ -113,6 +113,8 @@ def _organisation(name: str, slug: str, mode: BillingMode, mandate: bool, siren:
         vat_number=f"FR{(12 + 3 * (int(siren) % 97)) % 97:02d}{siren}",
         address_line1="1 place de la Mairie", postal_code="69001", city=city,
         billing_mode=mode, payment_terms_days=30,
+        # The example platform (examples/host_platform) finds its accounts' organisations by it.
+        external_id=f"compte-{slug}",
     )
     db.session.add(organisation)
     for role in ClientRole:
@@ -169,7 +171,7 @@ def _quotes(admin: User, orgs: dict[str, Organisation], products: dict[str, Prod
     quotes.refuse(refused, actor=_member(dupont, ClientRole.RESPONSABLE), terms_version=terms,
                   channel=Channel.PORTAL, reason="Budget reporté à l'an prochain.")
     sent(martin, [pack500], when=now - timedelta(days=45), title="Offre expirée")
-    quotes.expire_overdue(now=now)
+    quote_expiry.expire_overdue(now=now)
     cancelled = sent(martin, [training], title="Formation annulée")
     quotes.cancel(cancelled, actor=admin)
     original = sent(martin, [pack100], title="Crédits boulangeries")
@@ -183,6 +185,6 @@ def _quotes(admin: User, orgs: dict[str, Organisation], products: dict[str, Prod
                        when=last_month - timedelta(days=5), title="Recharge mensuelle")
         quotes.accept(monthly, actor=_member(martin, ClientRole.GESTIONNAIRE), terms_version=terms,
                       channel=Channel.EMAIL_LINK, now=last_month)
-    quotes.create_request(organisation=martin, requester=_member(martin, ClientRole.MEMBRE),
-                          items=[(products["PACK-500"].id, 2)],
-                          message="Bonjour, pourriez-vous nous faire une offre pour 1 000 crédits ?")
+    quote_requests.create_request(organisation=martin, requester=_member(martin, ClientRole.MEMBRE),
+                                  items=[(products["PACK-500"].id, 2)],
+                                  message="Bonjour, pourriez-vous nous faire une offre pour 1 000 crédits ?")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-blueprint = Blueprint("client", __name__)
+# Its own static files (portal.css, payment.js) under its prefix: a host app mounting the portal
+# (portal/embed.py) serves its own /static.
+blueprint = Blueprint("client", __name__, static_folder="../static")
 
 
 def init_portal(app: Flask) -> None:
