@@ -28,7 +28,7 @@ from .throughput import measure_throughput
 ROOT = Path(__file__).resolve().parent.parent
 SQLITE_DIR = ROOT / "instance" / "bench"
 PAGE_P95_MS = 50.0
-PEER_SPEEDUP = 5.0
+PEER_SPEEDUP = 3.0
 THROUGHPUT_SHARE = 0.30
 CLOSE_SECONDS, CLOSE_MB, CLOSE_GROWTH = 60.0, 300.0, 2.2
 DECISIONS_PER_SECOND = 100.0
