@@ -130,6 +130,7 @@ lint: $(STAMP)
 bench: install
 	$(BIN)/python -m bench.bench_documents
 	$(BIN)/python -m bench.pdf_burst
+	$(BIN)/python -m bench.api_consumption
 	$(BIN)/python -m bench.run
 
 clean:

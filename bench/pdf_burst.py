@@ -88,12 +88,14 @@ def session_cookies(url: str, signed_in: list[tuple[str, str]]) -> list[str]:
 
 
 @contextmanager
-def serving(url: str, *, limits: bool, workers: int = WORKERS, nice: int = 0) -> Iterator[int]:
-    """gunicorn on a free 127.0.0.1 port (its port), stopped on leaving."""
+def serving(url: str, *, limits: bool, workers: int = WORKERS, nice: int = 0,
+            storage: str = "memory://") -> Iterator[int]:
+    """gunicorn on a free 127.0.0.1 port (its port), stopped on leaving; the rate limits' counters
+    in `storage`."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": BENCH_SECRET_KEY,
            "MAIL_OUTBOX_DIR": "/tmp/portal-bench-mail", "RATE_LIMITS": "1" if limits else "0",
-           "RATELIMIT_STORAGE_URI": "memory://"}
+           "RATELIMIT_STORAGE_URI": storage}
     env.pop("PORTAL_ENV", None)  # make run's settings: production's refuse memory:// counters
     command = [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
                "--log-level", "warning", "wsgi:app"]
