@@ -1,5 +1,5 @@
 """The platform API: keys, idempotency keys, organisations' external ids, consumption references,
-single sign-on links' destinations
+single sign-on links' destinations, an index that sums a balance
 
 Revision ID: 0008
 Revises: 0007
@@ -64,9 +64,11 @@ def upgrade():
                                             nullable=True), inline_references=_on_sqlite())
     op.add_column('credit_entry', sa.Column('external_reference', sa.String(length=200), nullable=True))
     op.add_column('login_token', sa.Column('next_path', sa.String(length=500), nullable=True))
+    op.create_index('ix_credit_entry_organisation_amount', 'credit_entry', ['organisation_id', 'amount'])
 
 
 def downgrade():
+    op.drop_index('ix_credit_entry_organisation_amount', table_name='credit_entry')
     op.drop_column('login_token', 'next_path')
     op.drop_column('credit_entry', 'external_reference')
     op.drop_column('credit_entry', 'api_key_id')
