@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 
 from portal import create_app, fragments
 from portal.config import TestConfig
-from portal.extensions import db
+from portal.extensions import db, limiter
 
 from . import factories
 from .web import sign_in
@@ -188,6 +188,24 @@ hypothesis_settings.register_profile("portal", max_examples=25, deadline=None, d
 hypothesis_settings.register_profile("explore", max_examples=300, deadline=None, database=None,
                                      suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "portal"))
+
+
+# --- A wide pool (PostgreSQL tests of 20 simultaneous requests) ----------------------------------
+
+WIDE_POOL_TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def wide_app(app):
+    """The test database behind a pool for 20 simultaneous connections, and a lock timeout so that
+    a stuck request fails instead of hanging the suite (PostgreSQL only: `options`)."""
+    wide = create_app({**app.config, "SQLALCHEMY_ENGINE_OPTIONS": {
+        "pool_size": 25, "max_overflow": 0, "pool_timeout": WIDE_POOL_TIMEOUT,
+        "connect_args": {"options": f"-c lock_timeout={WIDE_POOL_TIMEOUT * 1000}"}}})
+    yield wide
+    limiter.init_app(app)  # create_app bound the process's one limiter to the wide app
+    with wide.app_context():
+        db.engine.dispose()
 
 
 # --- A pool of one connection (tests of the idle ping and of killed connections) ----------------

@@ -18,25 +18,14 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select
 
-from portal import api_keys, create_app, credits
-from portal.extensions import db, limiter
+from portal import api_keys, credits
+from portal.extensions import db
 from portal.models import ApiIdempotencyKey, CreditEntry, CreditEntryKind
 
 from .test_concurrency_pg import row_lock, wait_for_lock_waiters
 
 TIMEOUT = 30
 REQUESTS = 20
-
-
-@pytest.fixture
-def wide_app(app):
-    """The test database behind a pool wide enough for every request to hold a connection."""
-    wide = create_app({**app.config, "SQLALCHEMY_ENGINE_OPTIONS": {
-        "pool_size": REQUESTS + 5, "max_overflow": 0, "pool_timeout": TIMEOUT}})
-    yield wide
-    limiter.init_app(app)  # the rate limiter is shared by the apps of the process
-    with wide.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture

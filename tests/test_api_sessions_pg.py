@@ -6,10 +6,9 @@ from __future__ import annotations
 import threading
 from urllib.parse import urlsplit
 
-import pytest
 from sqlalchemy import select
 
-from portal import auth, create_app
+from portal import auth
 from portal.extensions import db
 from portal.models import ClientRole, LoginToken
 
@@ -17,17 +16,6 @@ from .api_helpers import API, api_headers
 
 OPENINGS = 20
 TIMEOUT = 30
-
-
-@pytest.fixture(scope="module")
-def wide_app(app):
-    """The test database with a pool for 20 simultaneous requests, and a lock timeout."""
-    wide = create_app({**app.config, "SQLALCHEMY_ENGINE_OPTIONS": {
-        "pool_size": OPENINGS + 5, "max_overflow": 0, "pool_timeout": TIMEOUT,
-        "connect_args": {"options": f"-c lock_timeout={TIMEOUT * 1000}"}}})
-    yield wide
-    with wide.app_context():
-        db.engine.dispose()
 
 
 def test_twenty_concurrent_openings_sign_in_one_browser(wide_app, make):

@@ -68,26 +68,6 @@ class Injected(Exception):
 # --- Workers ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wide_app(app):
-    """The test database with a pool wide enough for 20 simultaneous connections, and a lock
-    timeout so that a stuck worker fails instead of hanging the suite."""
-    wide = create_app(
-        {
-            **app.config,
-            "SQLALCHEMY_ENGINE_OPTIONS": {
-                "pool_size": 25,
-                "max_overflow": 0,
-                "pool_timeout": TIMEOUT,
-                "connect_args": {"options": f"-c lock_timeout={TIMEOUT * 1000}"},
-            },
-        }
-    )
-    yield wide
-    with wide.app_context():
-        db.engine.dispose()
-
-
 class Worker(threading.Thread):
     """Runs `work()` in its own app context and commits; a refusal in `refusals` rolls back and is
     kept; anything else is kept as a traceback and fails the test in `finish()`."""

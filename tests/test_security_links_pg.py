@@ -6,10 +6,8 @@ from __future__ import annotations
 import re
 import threading
 
-import pytest
 from sqlalchemy import select
 
-from portal import create_app
 from portal.delivery.emails import render
 from portal.extensions import db
 from portal.models import ClientRole, LoginToken, OutboxEmail
@@ -19,17 +17,6 @@ from .web import csrf_from
 
 CLICKS = 20
 TIMEOUT = 30
-
-
-@pytest.fixture(scope="module")
-def wide_app(app):
-    """The test database with a pool for 20 simultaneous requests, and a lock timeout."""
-    wide = create_app({**app.config, "SQLALCHEMY_ENGINE_OPTIONS": {
-        "pool_size": CLICKS + 5, "max_overflow": 0, "pool_timeout": TIMEOUT,
-        "connect_args": {"options": f"-c lock_timeout={TIMEOUT * 1000}"}}})
-    yield wide
-    with wide.app_context():
-        db.engine.dispose()
 
 
 def test_twenty_concurrent_clicks_open_one_session(wide_app, make):
