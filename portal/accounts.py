@@ -20,6 +20,7 @@ from .exceptions import (
     AdminRequired,
     EmailAlreadyUsed,
     EmailTooLong,
+    ExternalIdAlreadyUsed,
     FullNameMissing,
     InvalidEmail,
     NotAllowed,
@@ -42,6 +43,21 @@ from .models import (
     User,
     UserKind,
 )
+
+# --- Organisations ----------------------------------------------------------------------------
+
+
+def check_external_id_free(organisation: Organisation) -> None:
+    """An organisation's `external_id` (the platform's id of it) names no other organisation;
+    the unique index backs this check against a concurrent save."""
+    if organisation.external_id is None:
+        return
+    with db.session.no_autoflush:
+        taken = db.session.scalar(select(Organisation.id).where(
+            Organisation.external_id == organisation.external_id, Organisation.id != organisation.id))
+    if taken is not None:
+        raise ExternalIdAlreadyUsed(external_id=organisation.external_id)
+
 
 # --- Client users -----------------------------------------------------------------------------
 

@@ -476,6 +476,10 @@ def _why_undecided(terms_version: TermsVersion | None) -> DomainError:
     return QuoteNotPending()
 
 
+# Staff's work in progress: never shown to the organisation (portal pages, PDFs) nor to the platform.
+HIDDEN_FROM_CLIENTS = (QuoteStatus.DRAFT,)
+
+
 def may_decide(user: User) -> bool:
     """Whether `user` may accept, refuse and pay for their organisation: an active client user,
     responsable or gestionnaire (a membre only reads). The one spelling of the rule."""

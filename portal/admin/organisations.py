@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
-from .. import credits, validation
+from .. import accounts, credits, validation
 from ..exceptions import ExternalIdAlreadyUsed, InsufficientCredits, InvalidInput, ZeroAdjustment
 from ..extensions import db
 from ..forms import IntegerInput, int_arg
@@ -277,13 +277,10 @@ class OrganisationListView(SecureModelView):
     }
 
     def on_model_change(self, form, model: Organisation, is_created: bool) -> None:
-        if model.external_id is None:
-            return
-        with db.session.no_autoflush:
-            taken = db.session.scalar(select(Organisation.id).where(
-                Organisation.external_id == model.external_id, Organisation.id != model.id))
-        if taken is not None:
-            raise ValidationError(str(ExternalIdAlreadyUsed(external_id=model.external_id)))
+        try:
+            accounts.check_external_id_free(model)
+        except ExternalIdAlreadyUsed as refusal:
+            raise ValidationError(str(refusal)) from None
 
     def handle_view_exception(self, exc: Exception) -> bool:
         # Another organisation took the same id between the check above and the commit.

@@ -14,7 +14,7 @@ from flask import request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import InstrumentedAttribute, load_only
 
-from .. import quote_requests
+from .. import quote_requests, quotes
 from ..exceptions import ClientUserNotFound, InvalidApiField, InvoiceNotFound, QuoteNotFound
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
@@ -39,9 +39,7 @@ REQUEST_ITEMS = _l("une liste de 1 à %(max)s objets {\"product_id\": entier, \"
 MAX_ITEMS = 100
 MAX_EMAIL = 254
 MAX_MESSAGE = 5000
-# Staff's work in progress: never shown to the organisation, nor to the platform.
-HIDDEN_QUOTE_STATUSES = (QuoteStatus.DRAFT,)
-LISTED_QUOTE_STATUSES = tuple(status for status in QuoteStatus if status not in HIDDEN_QUOTE_STATUSES)
+LISTED_QUOTE_STATUSES = tuple(status for status in QuoteStatus if status not in quotes.HIDDEN_FROM_CLIENTS)
 # An invoice's columns the API shows: not its PDF, nor its seller and buyer snapshots (JSON).
 INVOICE_COLUMNS = (Invoice.id, Invoice.number, Invoice.kind, Invoice.status, Invoice.organisation_id,
                    Invoice.quote_id, Invoice.credited_invoice_id, Invoice.billing_period,
@@ -119,7 +117,7 @@ def list_quotes(organisation_id: int):
     """The organisation's quotes, newest first (drafts left out); `status` narrows the list."""
     organisation = organisation_or_404(organisation_id)
     statement = select(Quote).where(Quote.organisation_id == organisation.id,
-                                    Quote.status.not_in(HIDDEN_QUOTE_STATUSES))
+                                    Quote.status.not_in(quotes.HIDDEN_FROM_CLIENTS))
     return paginate(_status_filter(statement, Quote.status, LISTED_QUOTE_STATUSES), Quote.id, quote_json)
 
 
@@ -138,7 +136,7 @@ def list_invoices(organisation_id: int):
 @operation("quotes:read")
 def get_quote(quote_id: int):
     quote = db.session.get(Quote, quote_id)
-    if quote is None or quote.status in HIDDEN_QUOTE_STATUSES:
+    if quote is None or quote.status in quotes.HIDDEN_FROM_CLIENTS:
         raise QuoteNotFound(resource="quote")
     return quote_json(quote)
 

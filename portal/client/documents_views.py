@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response, abort
 
-from .. import documents
+from .. import documents, quotes
 from ..extensions import pdf_limit
-from ..models import Invoice, Quote, QuoteStatus
+from ..models import Invoice, Quote
 from ..transaction import transactional
 from . import blueprint
 from .access import client_required, own
@@ -26,7 +26,7 @@ def pdf_response(data: bytes, filename: str) -> Response:
 def quote_pdf(quote_id: int):
     """The quote's PDF: stored at the first download of each state of the quote, then served."""
     quote = own(Quote, quote_id)
-    if quote.status == QuoteStatus.DRAFT:
+    if quote.status in quotes.HIDDEN_FROM_CLIENTS:
         abort(404)
     data, filename = documents.stored_quote_pdf(quote), f"{quote.reference}.pdf"
     return pdf_response(data, filename)

@@ -21,7 +21,6 @@ from . import blueprint
 from .access import can_decide, client_required, own, owned
 
 PAGE_SIZE = 50
-HIDDEN_FROM_CLIENTS = (QuoteStatus.DRAFT,)
 LINK_SESSION_KEY = "arrived_by_link_for_quote"
 
 
@@ -50,7 +49,7 @@ def quote_list():
     ).all()
     before = request.args.get("avant", type=int)
     history_query = select(Quote).where(Quote.organisation_id == organisation_id,
-                                        Quote.status.not_in((QuoteStatus.SENT, *HIDDEN_FROM_CLIENTS)))
+                                        Quote.status.not_in((QuoteStatus.SENT, *quotes.HIDDEN_FROM_CLIENTS)))
     if before:
         history_query = history_query.where(Quote.id < before)
     history = db.session.scalars(history_query.order_by(Quote.id.desc()).limit(PAGE_SIZE)).all()
@@ -63,7 +62,7 @@ def _visible_quote(quote_id: int) -> Quote:
 
 
 def _visible(quote: Quote) -> Quote:
-    if quote.status in HIDDEN_FROM_CLIENTS:
+    if quote.status in quotes.HIDDEN_FROM_CLIENTS:
         abort(404)
     return quote
 
