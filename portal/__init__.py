@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask, has_request_context, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from .config import INSECURE_SECRET_KEY, INSTANCE_DIR, PORTAL_ENV, Config, DevelopmentConfig
+
+# Alembic's scripts, beside the package: the same for the portal's app and a host mounting it.
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: type[Config] | dict | None = None) -> Flask:
@@ -74,8 +79,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     database.register(app)
-    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"),
-                     render_as_batch=True, compare_type=True)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale)

@@ -27,12 +27,11 @@ from pathlib import Path
 from flask import Flask, Response, request
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 
-from . import DatabaseIdConverter, select_locale
+from . import DatabaseIdConverter, register_extensions, register_read_only_pages
 from .config import Config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
-MIGRATIONS_DIR = PACKAGE_DIR.parent / "migrations"
 TRANSLATIONS_DIR = PACKAGE_DIR / "translations"
 # The blueprints whose responses carry the portal's security headers (CSP, no-store…).
 PORTAL_BLUEPRINTS = frozenset({"client", "api"})
@@ -94,26 +93,9 @@ def add_portal_templates(app: Flask) -> None:
 
 
 def init_extensions(app: Flask) -> None:
-    """The portal's extensions, bound to the host as `create_app` binds them to the portal's app."""
-    from . import (
-        auth,  # noqa: F401  (registers the user loader)
-        database,
-        i18n,
-        read_only,
-        schema_guards,  # noqa: F401  (the flush guard; the triggers built with the tables)
-    )
-    from .extensions import babel, csrf, db, limiter, login_manager, mail, migrate
-
-    db.init_app(app)
-    database.register(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
-    login_manager.init_app(app)
-    csrf.init_app(app)
-    babel.init_app(app, locale_selector=select_locale)
-    i18n.install(app)
-    mail.init_app(app)
-    limiter.init_app(app)
-    read_only.register(app)
+    """The portal's extensions, bound to the host by the functions `create_app` binds them with."""
+    register_extensions(app)
+    register_read_only_pages(app)
 
 
 def register_portal(app: Flask, *, api: bool) -> None:
