@@ -36,8 +36,9 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
 
 def check_production_config(app: Flask) -> None:
-    """PORTAL_ENV=production refuses to start with the development SECRET_KEY, or with rate limits
-    counted in each process's memory (each worker would allow its own share) but for one worker."""
+    """PORTAL_ENV=production refuses to start with the development SECRET_KEY, with rate limits
+    counted in each process's memory (each worker would allow its own share) but for one worker, or
+    with webhooks allowed to local addresses."""
     if PORTAL_ENV != "production" or app.testing:
         return
     if app.config["SECRET_KEY"] == INSECURE_SECRET_KEY:
@@ -49,6 +50,10 @@ def check_production_config(app: Flask) -> None:
             "worker process, so every worker would allow its own share. Set RATELIMIT_STORAGE_URI="
             "redis://host:6379/0 (shared by all workers), or PORTAL_SINGLE_WORKER=1 if a single "
             "worker process serves the site.")
+    if app.config.get("WEBHOOKS_ALLOW_LOCAL"):
+        raise RuntimeError(
+            "PORTAL_ENV=production: WEBHOOKS_ALLOW_LOCAL would let webhooks reach this network's own "
+            "addresses (loopback, private, cloud metadata). It is for development and tests only.")
 
 
 class DatabaseIdConverter(IntegerConverter):

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, credits, outbox
+from . import audit, credits, events, outbox
 from .dates import paris_today
 from .exceptions import (
     CreditNoteReasonMissing,
@@ -43,6 +43,7 @@ from .models import (
     utcnow,
 )
 from .money import vat_cents
+from .representations import invoice_json
 from .seller import seller_snapshot
 
 VAT_RATES_BP = (0, 210, 550, 1000, 2000)
@@ -154,6 +155,7 @@ def issue_invoice(
     _number_and_insert([(invoice, lines)])
     if email_template and not emails_first:
         _queue_invoice_emails(invoice.id, organisation, contact, email_template)
+    events.record("invoice.issued", organisation, invoice_json(invoice), now=now)
     return invoice
 
 
@@ -190,6 +192,9 @@ def issue_monthly_invoices(
                                    billing_period=period, sale_date=sale_date), lines)
               for organisation, lines in batch]
     _number_and_insert(drafts)
+    issued = [(organisation, invoice_json(invoice))
+              for (organisation, _), (invoice, _) in zip(batch, drafts, strict=True)]
+    events.record_many("invoice.issued", issued, now=now)
     return [invoice for invoice, _ in drafts]
 
 
@@ -350,6 +355,7 @@ def record_payment(
         if existing is None:
             raise
         return _same_invoice(existing, invoice)
+    events.record("invoice.paid", invoice.organisation, invoice_json(invoice), now=now)
     if invoice.quote is not None:
         credits.grant_quote_credits(invoice.quote, actor=actor)
     audit.record("invoice.paid", invoice, actor=actor, organisation_id=invoice.organisation_id,
@@ -399,5 +405,6 @@ def issue_credit_note(
                                 email_template="credit_note_issued")
     audit.record("invoice.credited", invoice, actor=actor, organisation_id=invoice.organisation_id,
                  ip=ip, credit_note=credit_note.number, reason=reason)
+    events.record("invoice.cancelled", invoice.organisation, invoice_json(invoice), now=now)
     credits.reverse_credit_note_credits(invoice, credit_note, actor=actor, ip=ip)
     return credit_note

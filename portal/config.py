@@ -125,6 +125,16 @@ class Config:
     # PORTAL_ENV=production refuses memory:// rate limits (counted per process, so each worker
     # would allow its own share) unless the deployment declares a single worker process.
     SINGLE_WORKER = _env_bool("PORTAL_SINGLE_WORKER", False)
+    # Webhooks to the platform (portal/events.py, portal/delivery/webhooks.py). Delivery refuses
+    # loopback, private, link-local and metadata addresses unless WEBHOOKS_ALLOW_LOCAL (development
+    # and tests only: refused at start-up with PORTAL_ENV=production), and plain http in production.
+    WEBHOOKS_ALLOW_LOCAL = _env_bool("WEBHOOKS_ALLOW_LOCAL", False)
+    WEBHOOKS_HTTPS_ONLY = True
+    WEBHOOK_TIMEOUT = _env_int("WEBHOOK_TIMEOUT", 10)
+    # Retries double from WEBHOOK_RETRY_BASE_SECONDS (capped at six hours between two tries) until
+    # WEBHOOK_RETRY_HOURS after the event; then the delivery is marked failed.
+    WEBHOOK_RETRY_BASE_SECONDS = _env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+    WEBHOOK_RETRY_HOURS = _env_int("WEBHOOK_RETRY_HOURS", 72)
     TESTING = False
 
 
@@ -137,6 +147,9 @@ class DevelopmentConfig(Config):
     SESSION_COOKIE_SECURE = _env_bool("COOKIE_SECURE", _https)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     HSTS_SECONDS = _env_int("HSTS_SECONDS", 31_536_000 if _https else 0)
+    # `make run`'s example platform receives its events on http://127.0.0.1.
+    WEBHOOKS_ALLOW_LOCAL = _env_bool("WEBHOOKS_ALLOW_LOCAL", True)
+    WEBHOOKS_HTTPS_ONLY = False
 
 
 class TestConfig(Config):
@@ -162,3 +175,6 @@ class TestConfig(Config):
     STRIPE_SECRET_KEY = None
     STRIPE_PUBLISHABLE_KEY = None
     STRIPE_WEBHOOK_SECRET = None
+    # Tests that deliver to a receiver on 127.0.0.1 switch these.
+    WEBHOOKS_ALLOW_LOCAL = False
+    WEBHOOKS_HTTPS_ONLY = True

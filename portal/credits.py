@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from sqlalchemy import func, select, union
 
-from . import audit
+from . import audit, events
 from .exceptions import (
     AdjustmentReasonMissing,
     InsufficientCredits,
@@ -33,6 +33,11 @@ from .models import (
     UserKind,
     quote_reference,
 )
+from .representations import entry_json
+
+# The event each kind of entry appended by `_append_entry` tells the platform.
+ENTRY_EVENTS = {CreditEntryKind.CONSUMPTION: "credits.consumed",
+                CreditEntryKind.ADJUSTMENT: "credits.adjusted"}
 
 
 def credit_balance(organisation_id: int) -> int:
@@ -62,6 +67,7 @@ def grant_quote_credits(quote: Quote, *, actor: User | None) -> CreditEntry | No
     db.session.flush()
     audit.record("credits.granted", entry, actor=actor, organisation_id=quote.organisation_id,
                  amount=entry.amount, quote=quote.reference)
+    events.record("credits.granted", quote.organisation, entry_json(entry))
     return entry
 
 
@@ -151,6 +157,7 @@ def reverse_credit_note_credits(invoice: Invoice, credit_note: Invoice, *, actor
         audit.record("credits.reversal", entry, actor=actor, organisation_id=invoice.organisation_id,
                      ip=ip, amount=entry.amount, quote=reference, granted=granted,
                      credit_note=credit_note.number, invoice=invoice.number)
+        events.record("credits.reversed", invoice.organisation, entry_json(entry))
         entries.append(entry)
     return entries
 
@@ -245,4 +252,5 @@ def _append_entry(
     audit.record(f"credits.{kind.value}", entry, actor=actor, organisation_id=organisation.id,
                  ip=ip, amount=amount, reason=reason, external_reference=external_reference,
                  api_key=api_key.prefix if api_key else None)
+    events.record(ENTRY_EVENTS[kind], organisation, entry_json(entry))
     return Posting(entry, balance + amount)

@@ -123,6 +123,12 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class CloseJobStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -164,6 +170,9 @@ class Organisation(db.Model):
         ForeignKey("user.id", use_alter=True)
     )
     staff_validation_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The sequence number of this organisation's latest event (webhooks): incremented in the
+    # transaction that writes the event, so the platform can order one organisation's events.
+    event_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     users: Mapped[list[User]] = relationship(
@@ -806,3 +815,91 @@ class PaymentAnomaly(db.Model):
 
     def __str__(self) -> str:
         return f"{self.kind.value} {self.intent_id}"
+
+
+class WebhookEndpoint(db.Model):
+    """An address of the platform that receives the events of `event_types`, signed with `secret`.
+
+    The secret is kept in clear: it signs every delivery (HMAC), so it cannot be a hash. It is shown
+    once, when created or rotated; after a rotation the previous one still signs for 24 hours."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(200))
+    # Space-separated event types, e.g. "quote.accepted invoice.paid".
+    event_types: Mapped[str] = mapped_column(String(1000))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def event_type_list(self) -> list[str]:
+        return self.event_types.split()
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class Event(db.Model):
+    """Something that happened, told to the platform's webhook endpoints. Written in the transaction
+    of the change it tells, with the exact JSON body every delivery sends (signed as it is stored)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(50))
+    # None for the test events sent from the back office.
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship()
+
+    __table_args__ = (UniqueConstraint("organisation_id", "sequence"),)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.public_id}"
+
+
+class WebhookDelivery(db.Model):
+    """One event for one endpoint: delivered at most once (unique pair), retried until it is."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoint.id"), index=True)
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    event: Mapped[Event] = relationship()
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+    attempt_log: Mapped[list[WebhookAttempt]] = relationship(
+        back_populates="delivery", order_by="WebhookAttempt.id")
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "endpoint_id"),
+        Index("ix_webhook_delivery_status_next", "status", "next_attempt_at"),
+    )
+
+
+class WebhookAttempt(db.Model):
+    """One try of a delivery: the answer's status code, how long it took, its first characters."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_delivery.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    delivery: Mapped[WebhookDelivery] = relationship(back_populates="attempt_log")

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from flask import current_app
 from sqlalchemy import update
 
-from . import audit, outbox, quotes
+from . import audit, events, outbox, quotes
 from .exceptions import DeclineReasonMissing, EmptyRequest, NotAllowed, RequestNotOpen, UnknownProduct
 from .extensions import db
 from .models import (
@@ -26,6 +26,7 @@ from .models import (
     UserKind,
     utcnow,
 )
+from .representations import quote_request_json
 
 
 def create_request(*, organisation: Organisation, requester: User, items: Iterable[tuple[int, int]],
@@ -46,6 +47,7 @@ def create_request(*, organisation: Organisation, requester: User, items: Iterab
     db.session.add(request)
     db.session.flush()
     audit.record("request.created", request, actor=requester, organisation_id=organisation.id, ip=ip)
+    events.record("request.received", organisation, quote_request_json(request))
     outbox.enqueue(recipient=current_app.config["STAFF_NOTIFICATION_EMAIL"],
                    template="request_received", context={"request_id": request.id},
                    dedupe_key=f"request_received:{request.id}")
@@ -64,6 +66,7 @@ def answer_request(request: QuoteRequest, *, actor: User, ip: str | None = None)
     )
     audit.record("request.answered", request, actor=actor, organisation_id=request.organisation_id,
                  ip=ip, quote_id=quote.id)
+    events.record("request.answered", request.organisation, quote_request_json(request))
     return quote
 
 
@@ -76,6 +79,7 @@ def decline_request(request: QuoteRequest, *, actor: User, reason: str,
     _claim_request(request, QuoteRequestStatus.DECLINED, actor=actor, decline_reason=reason)
     audit.record("request.declined", request, actor=actor, organisation_id=request.organisation_id,
                  ip=ip, reason=reason)
+    events.record("request.answered", request.organisation, quote_request_json(request))
     return request
 
 

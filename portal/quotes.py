@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import audit, billing, credits, outbox
+from . import audit, billing, credits, events, outbox
 from .dates import paris_today
 from .exceptions import (
     DecidingRoleRequired,
@@ -73,6 +73,7 @@ from .models import (
     utcnow,
 )
 from .money import vat_cents
+from .representations import quote_json
 from .seller import current_terms, current_terms_query, seller_settings
 
 DECIDING_ROLES = (ClientRole.RESPONSABLE, ClientRole.GESTIONNAIRE)
@@ -259,6 +260,7 @@ def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | No
     db.session.flush()
     audit.record("quote.sent", quote, actor=actor, organisation_id=quote.organisation_id, ip=ip,
                  number=quote.reference, total_ttc_cents=quote.total_ttc_cents)
+    events.record("quote.sent", quote.organisation, quote_json(quote), now=now)
     outbox.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_sent",
                                    dedupe_key=f"quote_sent:{quote.id}", now=now)
     return quote
@@ -317,6 +319,7 @@ def expire(quote: Quote) -> bool:
     if not _transition(quote, QuoteStatus.EXPIRED):
         return False
     audit.record("quote.expired", quote, actor=None, organisation_id=quote.organisation_id)
+    events.record("quote.expired", quote.organisation, quote_json(quote))
     return True
 
 
@@ -456,6 +459,7 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
     db.session.flush()
     audit.record(f"quote.{kind.value}", quote, actor=actor, organisation_id=organisation.id, ip=ip,
                  channel=channel, terms=terms_version.version_label, on_behalf=on_behalf, reason=reason)
+    events.record(f"quote.{kind.value}", organisation, quote_json(quote), now=now)
     # No lookup of the dedupe key: a quote is decided once (the compare-and-set above).
     outbox.insert_new([{"author_id": quote.created_by_id,
                         "staff_address": current_app.config["STAFF_NOTIFICATION_EMAIL"],

@@ -13,12 +13,14 @@ views and by itself only, never by the domain nor by the modules the domain call
     2  domain services          quotes, quote_requests, quote_expiry (reminders and expiry),
                                 billing, credits (the prepaid ledger), monthly, receivables,
                                 payments, accounts, submissions, search
-    3  under the domain         outbox (emails as rows in the caller's transaction), audit,
+    3  under the domain         outbox (emails as rows in the caller's transaction), events
+                                (webhook events, likewise), representations (the JSON of objects
+                                for the API and events), webhook_endpoints, audit,
                                 auth (passwords, one-time links), api_keys, documents (PDF, Factur-X),
                                 facturx_xml (the invoices' CII XML), delivery/ (email rendering,
                                 SMTP and file transports, the worker)
     4  leaf helpers             money, dates, seller (identity and CGV in force), labels,
-                                validation, security
+                                validation, security, network (addresses webhooks may reach)
     5  models                   models, schema_guards
     6  foundations              exceptions, i18n, extensions, config, database
 
@@ -55,12 +57,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "portal.submissions", "portal.search",
     )),
     ("under the domain", (
-        "portal.outbox", "portal.audit", "portal.auth", "portal.api_keys", "portal.documents",
+        "portal.outbox", "portal.events", "portal.representations", "portal.webhook_endpoints",
+        "portal.audit", "portal.auth", "portal.api_keys", "portal.documents",
         "portal.facturx_xml", "portal.delivery", "portal.delivery.*",
     )),
     ("leaf helpers", (
         "portal.money", "portal.dates", "portal.seller", "portal.labels", "portal.validation",
-        "portal.security",
+        "portal.security", "portal.network",
     )),
     ("models", ("portal.models", "portal.schema_guards")),
     ("foundations", (

@@ -13,9 +13,10 @@ from .. import credits
 from ..exceptions import InvalidApiBody, InvalidApiField
 from ..i18n import lazy_gettext as _l
 from ..models import CreditEntry
+from ..representations import entry_json
 from . import blueprint, current_key, operation
 from .idempotency import idempotent
-from .organisations import iso, organisation_or_404
+from .organisations import organisation_or_404
 from .pagination import paginate
 
 MAX_AMOUNT = 1_000_000
@@ -24,22 +25,6 @@ MAX_DESCRIPTION = 500
 POSITIVE_AMOUNT = _l("un entier de 1 à 1 000 000")
 NON_ZERO_AMOUNT = _l("un entier non nul, de -1 000 000 à 1 000 000")
 SHORT_TEXT = _l("un texte de 1 à %(max)s caractères")
-
-
-def entry_json(entry: CreditEntry) -> dict[str, Any]:
-    return {
-        "object": "credit_entry",
-        "id": entry.id,
-        "organisation_id": entry.organisation_id,
-        "kind": entry.kind.value,
-        "amount": entry.amount,
-        "quote": {"id": entry.quote.id, "reference": entry.quote.reference} if entry.quote else None,
-        "credit_note": ({"id": entry.credit_note.id, "number": entry.credit_note.number}
-                        if entry.credit_note else None),
-        "external_reference": entry.external_reference,
-        "description": entry.reason,
-        "created_at": iso(entry.created_at),
-    }
 
 
 def balance_json(organisation_id: int) -> dict[str, Any]:

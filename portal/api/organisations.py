@@ -10,35 +10,9 @@ from sqlalchemy import select
 from ..exceptions import OrganisationNotFound
 from ..extensions import db
 from ..models import Organisation
+from ..representations import organisation_json
 from . import blueprint, operation
 from .pagination import paginate
-
-
-def organisation_json(organisation: Organisation) -> dict[str, Any]:
-    return {
-        "object": "organisation",
-        "id": organisation.id,
-        "external_id": organisation.external_id,
-        "name": organisation.name,
-        "siren": organisation.siren,
-        "siret": organisation.siret,
-        "vat_number": organisation.vat_number,
-        "billing_mode": organisation.billing_mode.value,
-        "billing_email": organisation.billing_email,
-        "address": {
-            "line1": organisation.address_line1,
-            "line2": organisation.address_line2,
-            "postal_code": organisation.postal_code,
-            "city": organisation.city,
-            "country": organisation.country,
-        },
-        "created_at": iso(organisation.created_at),
-    }
-
-
-def iso(moment) -> str | None:
-    """Datetimes are naive UTC in the database: ISO 8601 with its Z here."""
-    return moment.isoformat(timespec="seconds") + "Z" if moment is not None else None
 
 
 def organisation_or_404(organisation_id: int) -> Organisation:

@@ -22,16 +22,15 @@ from ..models import (
     Invoice,
     InvoiceStatus,
     Quote,
-    QuoteRequest,
     QuoteStatus,
     User,
     UserKind,
 )
+from ..representations import invoice_json, quote_json, quote_request_json
 from . import blueprint, operation
 from .credits import json_body, text_field
 from .idempotency import idempotent
-from .links import portal_link
-from .organisations import iso, organisation_or_404
+from .organisations import organisation_or_404
 from .pagination import paginate
 
 ONE_OF = _l("l'une des valeurs %(values)s")
@@ -45,67 +44,6 @@ INVOICE_COLUMNS = (Invoice.id, Invoice.number, Invoice.kind, Invoice.status, Inv
                    Invoice.quote_id, Invoice.credited_invoice_id, Invoice.billing_period,
                    Invoice.currency, Invoice.issue_date, Invoice.due_date, Invoice.total_ht_cents,
                    Invoice.total_vat_cents, Invoice.total_ttc_cents, Invoice.paid_at)
-
-
-# --- Serialisation ----------------------------------------------------------------------------
-
-
-def quote_json(quote: Quote) -> dict[str, Any]:
-    return {
-        "object": "quote",
-        "id": quote.id,
-        "reference": quote.reference,
-        "organisation_id": quote.organisation_id,
-        "title": quote.title,
-        "status": quote.status.value,
-        "billing_mode": quote.billing_mode.value if quote.billing_mode else None,
-        "totals": {"total_ht_cents": quote.total_ht_cents, "total_vat_cents": quote.total_vat_cents,
-                   "total_ttc_cents": quote.total_ttc_cents, "total_credits": quote.total_credits},
-        "currency": "EUR",
-        "valid_until": quote.valid_until.isoformat() if quote.valid_until else None,
-        "sent_at": iso(quote.sent_at),
-        "decided_at": iso(quote.decided_at),
-        "created_at": iso(quote.created_at),
-        "portal_url": portal_link("client.quote_page", quote_id=quote.id),
-        "pdf_url": portal_link("client.quote_pdf", quote_id=quote.id),
-    }
-
-
-def invoice_json(invoice: Invoice) -> dict[str, Any]:
-    return {
-        "object": "invoice",
-        "id": invoice.id,
-        "number": invoice.number,
-        "kind": invoice.kind.value,
-        "status": invoice.status.value,
-        "organisation_id": invoice.organisation_id,
-        "quote_id": invoice.quote_id,
-        "credited_invoice_id": invoice.credited_invoice_id,
-        "billing_period": invoice.billing_period,
-        "issue_date": invoice.issue_date.isoformat(),
-        "due_date": invoice.due_date.isoformat(),
-        "totals": {"total_ht_cents": invoice.total_ht_cents, "total_vat_cents": invoice.total_vat_cents,
-                   "total_ttc_cents": invoice.total_ttc_cents},
-        "currency": invoice.currency,
-        "is_payable": invoice.is_payable,
-        "paid_at": iso(invoice.paid_at),
-        "portal_url": portal_link("client.invoice_page", invoice_id=invoice.id),
-        "pdf_url": portal_link("client.invoice_pdf", invoice_id=invoice.id),
-    }
-
-
-def quote_request_json(quote_request: QuoteRequest) -> dict[str, Any]:
-    return {
-        "object": "quote_request",
-        "id": quote_request.id,
-        "status": quote_request.status.value,
-        "organisation_id": quote_request.organisation_id,
-        "requester": {"id": quote_request.requester.id, "email": quote_request.requester.email},
-        "items": [{"product_id": line.product_id, "sku": line.product.sku, "name": line.product.name,
-                   "quantity": line.quantity} for line in quote_request.lines],
-        "message": quote_request.message,
-        "created_at": iso(quote_request.created_at),
-    }
 
 
 # --- Quotes and invoices ----------------------------------------------------------------------

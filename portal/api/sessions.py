@@ -18,11 +18,10 @@ from .. import auth
 from ..exceptions import ClientUserNotFound, InvalidPortalPath
 from ..extensions import db
 from ..models import User, UserKind
+from ..representations import iso, portal_link, portal_path
 from ..security import safe_next_url
 from . import blueprint, operation
 from .credits import json_body, text_field
-from .links import portal_link, portal_path
-from .organisations import iso
 
 MAX_EMAIL = 254
 MAX_PATH = 500  # login_token.next_path
