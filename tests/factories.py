@@ -18,6 +18,7 @@ from portal.models import (
     TermsVersion,
     User,
     UserKind,
+    WebhookEndpoint,
 )
 from portal.quotes import LineInput
 
@@ -121,6 +122,20 @@ def sent_quote(
         lines = [LineInput(product_id=product().id, quantity=2)]
     quote = quotes.create_draft(organisation=org, actor=actor, recipient=recipient, lines=lines)
     return quotes.send(quote, actor=actor, now=now)
+
+
+def webhook_endpoint(url: str = "https://plateforme.example/webhooks/portail",
+                     event_types: list[str] | None = None, **overrides) -> WebhookEndpoint:
+    """An enabled endpoint subscribed to `event_types` (default: every type), secret `whsec_test_<n>`."""
+    from portal import events
+
+    values = dict(url=url, event_types=" ".join(event_types or events.EVENT_TYPES),
+                  enabled=True, secret=f"whsec_test_{_next()}")
+    values.update(overrides)
+    endpoint = WebhookEndpoint(**values)
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
 
 
 def world(billing_mode: BillingMode = BillingMode.PER_ORDER, mandate: bool = False) -> dict:
