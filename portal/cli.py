@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from . import api_keys, monthly, outbox, quote_expiry
 from .auth import MIN_PASSWORD_LENGTH, hash_password
-from .delivery import worker
+from .cli_webhooks import webhooks_cli
+from .delivery import webhooks, worker
 from .demo import DEMO_CLIENT_PASSWORD, DEMO_STAFF_PASSWORD, load_demo
 from .exceptions import DomainError
 from .extensions import db
@@ -24,6 +25,7 @@ def register(app: Flask) -> None:
         app.cli.add_command(group)
     app.cli.add_command(outbox_cli)
     app.cli.add_command(payments_cli)
+    app.cli.add_command(webhooks_cli)
 
 
 @click.group("demo", help="Données de démonstration.")
@@ -195,7 +197,7 @@ def api_keys_revoke(prefix: str, yes: bool) -> None:
 # --- Outbox: sending the queued emails --------------------------------------------------------
 
 
-@click.group("outbox", help="Envoi des emails en file d'attente.")
+@click.group("outbox", help="Envoi des emails et des webhooks en file d'attente.")
 def outbox_cli() -> None:
     pass
 
@@ -210,9 +212,9 @@ def _describe_transport() -> str:
 
 
 @outbox_cli.command("send", help="Exécute les clôtures mensuelles en file d'attente, envoie une fois "
-                                  "les emails en attente, puis s'arrête.")
+                                  "les emails et les webhooks en attente, puis s'arrête.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Nombre maximal d'emails traités.")
+              help="Nombre maximal d'emails traités, et de webhooks livrés.")
 def outbox_send(limit: int) -> None:
     closes = monthly.run_queued_closes()
     if closes:
@@ -220,10 +222,13 @@ def outbox_send(limit: int) -> None:
     result = worker.send_pending(limit=limit)
     click.echo(f"{result.sent} email(s) envoyé(s), {result.retried} à réessayer plus tard, "
                f"{result.failed} en échec ({_describe_transport()}).")
+    deliveries = webhooks.deliver_pending(limit=limit)
+    click.echo(f"{deliveries.delivered} webhook(s) livré(s), {deliveries.retried} à réessayer plus "
+               f"tard, {deliveries.failed} en échec.")
 
 
-@outbox_cli.command("work", help="Envoie les emails et exécute les clôtures mensuelles demandées, en "
-                                  "continu ; Ctrl-C ou SIGTERM l'arrête.")
+@outbox_cli.command("work", help="Envoie les emails et les webhooks, et exécute les clôtures "
+                                  "mensuelles demandées, en continu ; Ctrl-C ou SIGTERM l'arrête.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Secondes entre deux passages quand la file est vide (défaut : MAIL_WORKER_INTERVAL).")
 def outbox_work(interval: float | None) -> None:
@@ -233,8 +238,11 @@ def outbox_work(interval: float | None) -> None:
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(f"Envoi des emails : {_describe_transport()}.", err=True)
+    # A pass over the webhooks that hits its limit asks for the next pass at once: a backlog drains
+    # without waiting `interval`, emails still getting their turn between two batches of webhooks.
+    jobs = (monthly.run_queued_closes, lambda: webhooks.deliver_due(stop=stop))
     try:
-        worker.work(interval=interval, stop=stop, jobs=(monthly.run_queued_closes,))
+        worker.work(interval=interval, stop=stop, jobs=jobs)
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

@@ -541,3 +541,50 @@ class InvalidPortalPath(InvalidInput):
 
 class ExternalIdAlreadyUsed(InvalidInput):
     message = _l("L'identifiant externe %(external_id)s est déjà celui d'une autre organisation.")
+
+
+# --- Webhook endpoints (portal/webhook_endpoints.py) ----------------------------------------------
+
+
+class InvalidWebhookUrl(InvalidInput):
+    message = _l("Adresse invalide : indiquez une URL complète, par exemple "
+                 "https://plateforme.example/webhooks/portail (2000 caractères au plus, sans espace).")
+
+
+class WebhookUrlCredentials(InvalidWebhookUrl):
+    message = _l("L'adresse ne doit pas contenir d'identifiant ni de mot de passe (« nom:mot-de-passe@ ») : "
+                 "chaque envoi est authentifié par sa signature.")
+
+
+class WebhookHttpsRequired(InvalidWebhookUrl):
+    message = _l("L'adresse doit commencer par https:// : les événements ne partent qu'en HTTPS.")
+
+
+class WebhookAddressForbidden(InvalidWebhookUrl):
+    message = _l("L'adresse %(address)s est celle d'un service de métadonnées du nuage : elle est toujours "
+                 "refusée.")
+
+
+class WebhookAddressLocal(InvalidWebhookUrl):
+    message = _l("L'adresse %(address)s n'est pas publique (boucle locale, réseau privé ou réservé) : "
+                 "indiquez une adresse joignable sur Internet.")
+
+
+class WebhookEventTypesMissing(InvalidInput):
+    message = _l("Choisissez au moins un type d'événement.")
+
+
+class UnknownWebhookEventType(InvalidInput):
+    message = _l("Type d'événement inconnu : %(event_type)s (types possibles : %(event_types)s).")
+
+
+class WebhookDescriptionTooLong(InvalidInput):
+    message = _l("La description fait 200 caractères au plus.")
+
+
+class WebhookEndpointDisabled(DomainError):
+    message = _l("Ce point de réception est désactivé : réactivez-le d'abord (« Modifier »).")
+
+
+class WebhookDeliveryNotResendable(DomainError):
+    message = _l("Cet envoi est déjà en file d'attente : il part à sa prochaine tentative.")

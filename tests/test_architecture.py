@@ -5,7 +5,7 @@ from above; the graph has no cycle; and `delivery/` (the workers, run by the CLI
 views and by itself only, never by the domain nor by the modules the domain calls.
 
     1  views and entry points   the app factory (portal/__init__.py, which may import anything),
-                                admin/, client/, api/, webhooks, cli, errors and problems
+                                admin/, client/, api/, webhooks, cli, cli_webhooks, errors and problems
                                 (the API's errors), health, headers, fragments, read_only,
                                 transaction, forms (view forms), demo (run by `flask demo
                                 load`), devserver (`make run`), embed (the portal mounted in a
@@ -47,7 +47,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "portal"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("views and entry points", (
         "portal", "portal.admin", "portal.admin.*", "portal.client", "portal.client.*",
-        "portal.api", "portal.api.*", "portal.webhooks", "portal.cli", "portal.errors", "portal.problems",
+        "portal.api", "portal.api.*", "portal.webhooks", "portal.cli", "portal.cli_webhooks", "portal.errors",
+        "portal.problems",
         "portal.health", "portal.headers", "portal.fragments", "portal.read_only",
         "portal.transaction", "portal.forms", "portal.demo", "portal.devserver", "portal.embed",
     )),

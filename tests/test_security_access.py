@@ -31,9 +31,9 @@ RESPONSABLE_ONLY = {"client.settings"}
 OPTIONAL = {"client.invoice_payment_confirm"}  # card confirmation on the server: localstripe only
 # Back-office routes of the admin role alone: the sales role gets 403 (GET and POST alike). The seller
 # settings (the IBAN clients pay to), writing and publishing the CGV (reading them is open to
-# sales), and every route of the staff accounts and of the API keys.
+# sales), and every route of the staff accounts, of the API keys and of the webhook endpoints.
 ADMIN_ONLY = {"seller_settings.index", "terms.create_view", "terms.edit_view", "terms.publish"}
-ADMIN_ONLY_VIEWS = {"staff_users", "api_keys"}
+ADMIN_ONLY_VIEWS = {"staff_users", "api_keys", "webhook_endpoints"}
 # Verified by their own signature, not by a session's CSRF token.
 CSRF_EXEMPT_PATHS = {"/webhooks/stripe"}
 # The platform API: a key in a header authenticates it, never a cookie, so CSRF does not apply.

@@ -30,6 +30,9 @@ from portal.models import (
     StaffRole,
     TermsVersion,
     User,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
     utcnow,
 )
 from portal.quotes import LineInput
@@ -53,6 +56,9 @@ USER_TEXT_FIELDS = {
     "payment": {"provider_reference"},
     "credit_entry": {"reason", "external_reference"},
     "api_key": {"name"},
+    "webhook_endpoint": {"url", "description"},
+    # What the platform's server answered a delivery: not typed by our users, but not ours either.
+    "webhook_attempt": {"response_excerpt"},
     "seller_settings": {"company_name", "legal_form", "share_capital", "address_line1", "address_line2",
                         "city", "rcs_city", "phone", "early_payment_discount", "late_penalty_rate"},
 }
@@ -72,6 +78,10 @@ SYSTEM_TEXT_FIELDS = {
     "audit_event": {"action", "object_type", "ip"},
     "login_token": {"token_hash", "purpose", "next_path"},
     "api_key": {"prefix", "secret_hash", "scopes"},
+    "event": {"public_id", "type", "body"},
+    "webhook_delivery": {"last_error"},
+    "webhook_endpoint": {"event_types", "secret", "previous_secret"},
+    "webhook_attempt": {"error"},
     "api_idempotency_key": {"key", "request_hash", "response_body"},
     "seller_settings": {"postal_code", "country", "siren", "vat_number", "email", "iban", "bic",
                         "operation_category"},
@@ -115,6 +125,7 @@ class World:
     hidden_product: Product
     mine: Side
     theirs: Side
+    endpoint: WebhookEndpoint | None = None
     monthly_org: object = None
     monthly_invoice: Invoice | None = None
     text: str = ""
@@ -138,6 +149,7 @@ def build_world(text: str = "") -> World:
                                  for name in sorted(USER_TEXT_FIELDS["seller_settings"])})
     admin = factories.staff(StaffRole.ADMIN, full_name=f"{text}Admin {n}")
     sales = factories.staff(StaffRole.SALES, full_name=f"{text}Commercial {n}")
+    endpoint = _webhook_endpoint(text, n)
     terms = factories.terms(actor=admin, version_label=fit(TermsVersion, "version_label", f"v{n} {text}"),
                             body=f"{text} CGV {n}")
     product = factories.product(name=f"{text}Produit {n}", sku=fit(Product, "sku", f"SKU-{n} {text}"),
@@ -146,10 +158,12 @@ def build_world(text: str = "") -> World:
                                published=False)
     world = World(admin=admin, sales=sales, terms=terms, product=product, hidden_product=hidden,
                   mine=_side(f"{text}Mine {n}", text, admin, terms, product),
-                  theirs=_side(f"{text}Theirs {n}", text, admin, terms, product), text=text)
+                  theirs=_side(f"{text}Theirs {n}", text, admin, terms, product), text=text,
+                  endpoint=endpoint)
     quotes.set_mandate(world.mine.org, allowed=True, actor=world.mine.users[ClientRole.RESPONSABLE])
     _monthly(world, text, n)
     _platform(world, text, n)
+    _webhook_attempts(world, text)
     quote_expiry.remind_expiring(now=utcnow() + timedelta(days=24))
     outbox.enqueue_login_link(world.mine.users[ClientRole.MEMBRE])
     outbox.enqueue_account_locked(world.mine.users[ClientRole.GESTIONNAIRE], utcnow() + timedelta(minutes=15))
@@ -214,6 +228,24 @@ def _platform(world: World, text: str, n: int) -> None:
                                        actor=world.admin)
     credits.consume_credits(world.mine.org, 1, actor=None, api_key=key, reason=f"{text}analyse",
                             external_reference=fit(CreditEntry, "external_reference", f"{text}réf-{n}"))
+
+
+def _webhook_endpoint(text: str, n: int) -> WebhookEndpoint:
+    """An endpoint subscribed to every event, so that the world's actions write events."""
+    description = fit(WebhookEndpoint, "description", f"{text}Plateforme {n}")
+    return factories.webhook_endpoint(url=f"https://plateforme{n}.example/{text}hook",
+                                      description=description)
+
+
+def _webhook_attempts(world: World, text: str) -> None:
+    """One failed attempt of each delivery, the platform's answer carrying `text`."""
+    deliveries = db.session.scalars(select(WebhookDelivery)
+                                    .where(WebhookDelivery.endpoint_id == world.endpoint.id))
+    for delivery in deliveries:
+        delivery.attempts = 1
+        delivery.last_status_code = 500
+        db.session.add(WebhookAttempt(delivery_id=delivery.id, status_code=500, duration_ms=12,
+                                      response_excerpt=f"{text}Internal Server Error"))
 
 
 def _invoice_of(quote) -> Invoice:

@@ -19,12 +19,13 @@ from . import (
     requests_inbox,
     staff,
     system,
+    webhooks,
 )
 from .home import HomeView
 from .signin import blueprint as signin_blueprint
 
 VIEW_MODULES = (organisations, quote_editor, quotes_list, requests_inbox, catalogue, finance, system, staff,
-                platform, account)
+                platform, webhooks, account)
 
 
 def init_admin(app: Flask) -> Admin:

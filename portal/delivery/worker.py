@@ -71,15 +71,16 @@ def send_pending(*, limit: int = 100, now: datetime | None = None,
 def work(*, interval: float | None = None, limit: int = 100,
          stop: threading.Event | None = None, jobs: Sequence[Callable[[], object]] = ()) -> None:
     """Dispatch passes until `stop` is set; a failing pass is logged, never fatal. Each pass first
-    runs `jobs` (the CLI passes the queued monthly closes: the domain is not imported here)."""
+    runs `jobs` (the CLI passes the queued monthly closes: the domain is not imported here, and the
+    webhook deliveries); a job returning True has more waiting, so the next pass starts at once."""
     stop = stop or threading.Event()
     interval = current_app.config["MAIL_WORKER_INTERVAL"] if interval is None else interval
     while not stop.is_set():
         busy = False
         try:
             for job in jobs:
-                job()
-            busy = send_pending(limit=limit, stop=stop).attempted >= limit
+                busy = job() is True or busy
+            busy = send_pending(limit=limit, stop=stop).attempted >= limit or busy
         except Exception:
             log.exception("Outbox pass failed; next try in %s s", interval)
         finally:
