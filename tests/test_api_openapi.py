@@ -1,6 +1,7 @@
 """The OpenAPI document of the platform API: served without a key, valid OpenAPI 3.1, and in step
 with the `api` blueprint (every route documented, nothing documented that has no route, the scope
-and the Idempotency-Key of each operation as the code requires them)."""
+and the Idempotency-Key of each operation as the code requires them) and with the events
+(a webhook for each type, whose schema every event the domain records satisfies)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,28 @@ import json
 import re
 
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+from sqlalchemy import select
 
-from portal import api_keys
+from portal import api_keys, events
 from portal.api import idempotency
 from portal.api.docs import DOCUMENT_PATH
+from portal.extensions import db
+from portal.models import Event
 from portal.problems import API_PREFIX, PROBLEM_JSON
+
+from .test_events import record_every_event_type
 
 DOCUMENT_URL = f"{API_PREFIX}/openapi.json"
 METHODS = {"get", "put", "post", "delete", "patch"}
+WEBHOOK_TYPES = [*events.EVENT_TYPES, events.TEST_EVENT_TYPE]
+WEBHOOK_HEADERS = ["Portail-Signature", "Portail-Event-Id", "Portail-Event-Type"]
+# The component schema of each event's `data`: the object as the API answers it (by type prefix).
+DATA_SCHEMAS = {"quote": "Quote", "invoice": "Invoice", "credits": "CreditEntry",
+                "request": "QuoteRequest", "endpoint": "EndpointTest"}
 
 
 @pytest.fixture
@@ -131,3 +145,79 @@ def test_the_bearer_scheme_lists_every_scope(document):
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     for scope in api_keys.SCOPES:
         assert f"`{scope}`" in scheme["description"]
+
+
+# --- Webhooks: the events sent to the platform ---------------------------------------------------
+
+
+def resolve(document: dict, ref: str) -> object:
+    """The object a local `$ref` ("#/components/...") names in `document`; KeyError if none."""
+    found = document
+    for part in ref.removeprefix("#/").split("/"):
+        found = found[part.replace("~1", "/").replace("~0", "~")]
+    return found
+
+
+def refs(node: object) -> list[str]:
+    """Every `$ref` under `node`."""
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    own = [node["$ref"]] if isinstance(node, dict) and "$ref" in node else []
+    return own + [ref for child in children for ref in refs(child)]
+
+
+def webhook_validator(document: dict, event_type: str) -> Draft202012Validator:
+    """A JSON Schema (2020-12, as OpenAPI 3.1's) validator of the body of `event_type`'s webhook, its
+    `$ref`s resolved in `document`."""
+    uri = "urn:portail-devis:openapi"
+    registry = Registry().with_resource(uri, DRAFT202012.create_resource(document))
+    pointer = f"/webhooks/{event_type}/post/requestBody/content/application~1json/schema"
+    return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=registry,
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_every_reference_of_the_document_resolves(document):
+    """openapi-spec-validator does not follow the `$ref`s of webhooks: a typo would go unseen."""
+    for ref in refs(document):
+        assert ref.startswith("#/"), ref
+        resolve(document, ref)
+
+
+def test_the_document_has_a_webhook_for_each_event_type_and_nothing_else(document):
+    assert list(document["webhooks"]) == WEBHOOK_TYPES
+    for event_type, item in document["webhooks"].items():
+        assert list(item) == ["post"], event_type
+        operation = item["post"]
+        parameters = [resolve(document, parameter["$ref"]) for parameter in operation["parameters"]]
+        assert [(p["name"], p["in"], p["required"]) for p in parameters] == [
+            (name, "header", True) for name in WEBHOOK_HEADERS], event_type
+        assert set(operation["responses"]) == {"2XX", "default"} and operation["security"] == []
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["allOf"] == [{"$ref": "#/components/schemas/Event"}]
+        assert schema["properties"]["type"] == {"const": event_type}
+        data_schema = DATA_SCHEMAS[event_type.split(".")[0]]
+        assert schema["properties"]["data"] == {"$ref": f"#/components/schemas/{data_schema}"}
+
+
+def test_the_event_envelope_names_every_type_and_the_api_version(document):
+    envelope = document["components"]["schemas"]["Event"]
+    assert envelope["properties"]["type"]["enum"] == WEBHOOK_TYPES
+    assert envelope["properties"]["api_version"]["const"] == events.API_VERSION
+    assert resolve(document, "#/components/parameters/PortailEventType")["schema"]["enum"] == WEBHOOK_TYPES
+    description = " ".join(document["info"]["description"].split())  # lines joined
+    for told in ('Portail-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>',
+                 "two `v1` values", "24 hours", "about three days", "exponential backoff",
+                 "at least once: dedupe on the event's `id`", "by `sequence`"):
+        assert told in description, told
+
+
+def test_each_event_the_domain_records_satisfies_its_webhook_schema_and_no_other(document, make):
+    record_every_event_type(make)
+    written = db.session.scalars(select(Event).order_by(Event.id)).all()
+    assert {event.type for event in written} == set(WEBHOOK_TYPES)
+    validators = {event_type: webhook_validator(document, event_type) for event_type in WEBHOOK_TYPES}
+    for event in written:
+        body = events.payload(event)
+        errors = list(validators[event.type].iter_errors(body))
+        assert not errors, (event.type, [error.message for error in errors])
+        satisfied = [event_type for event_type, validator in validators.items() if validator.is_valid(body)]
+        assert satisfied == [event.type]
