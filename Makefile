@@ -53,15 +53,31 @@ run: install
 # of `make run` on PORT (both started here; Ctrl-C stops both): the platform gets a new API key,
 # its users are the demo's clients (their organisations' external_id: compte-martin, compte-dupont),
 # and the portal lets the platform's origin frame it. Open http://127.0.0.1:5050.
+# The platform subscribes to the portal's events once: the first time, `flask webhooks add` creates
+# its endpoint and the secret it prints (once) is kept in PLATFORM_WEBHOOK_SECRET (mode 600); the
+# next times the endpoint of that URL is found and the file reused (the file gone: the endpoint's
+# secret is rotated, the new one kept). `make run`'s worker delivers the events.
 # (`make -n example-platform` runs its recipe anyway: it calls $(MAKE).)
 PLATFORM_PORT ?= 5050
 PLATFORM_SCOPES := organisations:read credits:read credits:consume sessions:write
+PLATFORM_EVENTS := quote.accepted invoice.paid credits.granted
+PLATFORM_WEBHOOK_URL = http://127.0.0.1:$(PLATFORM_PORT)/webhooks/portail
+PLATFORM_WEBHOOK_SECRET = instance/host_platform_webhook_secret-$(PLATFORM_PORT)
 
 example-platform: install
 	$(FLASK) db upgrade
 	$(FLASK) demo load
+	@endpoint=$$($(FLASK) webhooks list | awk '$$2 == "$(PLATFORM_WEBHOOK_URL)" { print $$1; exit }'); \
+	umask 077; \
+	if [ -z "$$endpoint" ]; then \
+		$(FLASK) webhooks add $(PLATFORM_WEBHOOK_URL) --description "Plateforme d'exemple" \
+			$(PLATFORM_EVENTS:%=--event %) > $(PLATFORM_WEBHOOK_SECRET) || exit 1; \
+	elif [ ! -s $(PLATFORM_WEBHOOK_SECRET) ]; then \
+		$(FLASK) webhooks rotate $$endpoint --yes > $(PLATFORM_WEBHOOK_SECRET) || exit 1; \
+	fi
 	@secret=$$($(FLASK) api-keys create "Plateforme d'exemple" $(PLATFORM_SCOPES:%=--scope %)) || exit 1; \
 	PORTAL_URL=http://127.0.0.1:$(PORT) PORTAL_API_KEY=$$secret \
+		PORTAL_WEBHOOK_SECRET=$$(cat $(PLATFORM_WEBHOOK_SECRET)) \
 		$(BIN)/flask --app examples.host_platform.app run --host 127.0.0.1 --port $(PLATFORM_PORT) & platform=$$!; \
 	trap 'kill $$platform 2>/dev/null; wait' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	echo "Plateforme d'exemple : http://127.0.0.1:$(PLATFORM_PORT) (gestionnaire@martin.example / plateforme-2026)"; \
@@ -131,6 +147,7 @@ bench: install
 	$(BIN)/python -m bench.bench_documents
 	$(BIN)/python -m bench.pdf_burst
 	$(BIN)/python -m bench.api_consumption
+	$(BIN)/python -m bench.webhooks
 	$(BIN)/python -m bench.run
 
 clean:

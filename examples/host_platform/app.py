@@ -9,11 +9,15 @@ id on the platform. Server side, with the platform's API key, the home page:
 - frames the client portal after single sign-on: POST /api/v1/sessions {"email", "next"} gives a
   one-time URL, the iframe's `src`, which signs the user in to the portal and opens `next`;
 - « Utiliser 10 crédits »: POST /api/v1/organisations/<id>/credits/consumptions, with an
-  Idempotency-Key made when the page was shown (the same form sent twice consumes once).
+  Idempotency-Key made when the page was shown (the same form sent twice consumes once);
+- « Événements reçus »: the account's quote.accepted, invoice.paid and credits.granted events, which
+  the portal sends to POST /webhooks/portail (received_events.py), read again by the page every few
+  seconds from /evenements: the platform learns of them without asking the portal.
 
 Settings, from the environment: PORTAL_URL (http://127.0.0.1:5000), PORTAL_API_KEY (scopes
 organisations:read credits:read credits:consume sessions:write), PORTAL_PREFIX (/espace-client),
-PLATFORM_USERS ("email:password:account_id" entries, comma separated), PLATFORM_SECRET_KEY.
+PLATFORM_USERS ("email:password:account_id" entries, comma separated), PLATFORM_SECRET_KEY,
+PORTAL_WEBHOOK_SECRET (the secret of the platform's webhook endpoint in the portal).
 Run it with `make example-platform`, or `flask --app examples.host_platform.app run --port 5050`.
 """
 
@@ -38,6 +42,8 @@ from flask import (
     url_for,
 )
 
+from . import received_events
+from .formatting import credits
 from .portal_api import PortalApi, PortalApiError
 
 CREDITS_PER_USE = 10
@@ -77,12 +83,17 @@ def create_app(settings: dict | None = None) -> Flask:
         PORTAL_API_KEY=os.environ.get("PORTAL_API_KEY", ""),
         PORTAL_PREFIX=os.environ.get("PORTAL_PREFIX", "/espace-client"),
         PLATFORM_USERS=os.environ.get("PLATFORM_USERS", DEFAULT_USERS),
+        PORTAL_WEBHOOK_SECRET=os.environ.get("PORTAL_WEBHOOK_SECRET", ""),
+        PORTAL_WEBHOOK_TOLERANCE=300,  # seconds: an older (or later) signature is refused, a replay
+        MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.config.update(settings or {})
     app.extensions["platform_users"] = parse_users(app.config["PLATFORM_USERS"])
+    app.extensions["portal_events"] = received_events.EventInbox()
     app.jinja_env.globals.update(csrf_token=csrf_token, credits=credits)
     app.before_request(check_csrf)
     app.register_blueprint(blueprint)
+    app.register_blueprint(received_events.blueprint)
     return app
 
 
@@ -101,6 +112,8 @@ def csrf_token() -> str:
 
 
 def check_csrf() -> None:
+    if request.blueprint == received_events.blueprint.name:
+        return  # the portal's events: no browser sends them, their signature is checked instead
     expected = session.get("csrf")
     if request.method == "POST" and not (
             expected and hmac.compare_digest(request.form.get("csrf_token", ""), expected)):
@@ -154,7 +167,20 @@ def home():
                                portal_error=error.detail), 502
     return render_template("home.html", user=user, page=page, pages=PORTAL_PAGES, organisation=organisation,
                            balance=balance, frame_url=frame_url, use_id=str(uuid.uuid4()),
-                           credits_per_use=CREDITS_PER_USE)
+                           credits_per_use=CREDITS_PER_USE, events=_events_of(user))
+
+
+@blueprint.get("/evenements")
+def events():
+    """The account's latest events received from the portal, as JSON for the dashboard."""
+    user = signed_in_user()
+    if user is None:
+        return {"error": "Connexion requise."}, 401
+    return {"events": _events_of(user)}
+
+
+def _events_of(user: PlatformUser) -> list[dict]:
+    return [event.describe() for event in received_events.inbox().shown_for(user.account_id)]
 
 
 @blueprint.post("/credits/utiliser")
@@ -176,11 +202,6 @@ def use_credits():
         flash(f"{CREDITS_PER_USE} crédits utilisés (référence {entry['external_reference']}) : "
               f"solde restant {credits(entry['balance_after'])}.", "success")
     return redirect(url_for("platform.home", page=chosen_page()), code=303)
-
-
-def credits(count: int) -> str:
-    """« 1 crédit », « 5 crédits »: French puts 0 and 1 in the singular."""
-    return f"{count} crédit{'s' if abs(count) > 1 else ''}"
 
 
 def _uuid_or_new(value: str) -> str:
