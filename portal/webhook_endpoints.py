@@ -79,12 +79,23 @@ def create_endpoint(*, url: str, event_types: Iterable[str], description: str | 
 def update_endpoint(endpoint: WebhookEndpoint, *, url: str | None = None, event_types: Iterable[str],
                     description: str | None, enabled: bool, actor: User | None,
                     ip: str | None = None) -> WebhookEndpoint:
-    """Change an endpoint's types, description, enabled state (and address, when given)."""
+    """Change an endpoint's types, description, enabled state (and address, when given). Enabled
+    again, its deliveries that waited get a fresh retry window, due now."""
     url = endpoint.url if url is None else check_url(url)
     types = check_event_types(event_types)
+    enabling = bool(enabled) and not endpoint.enabled
     endpoint.url, endpoint.event_types = url, " ".join(types)
     endpoint.description, endpoint.enabled = _description(description), bool(enabled)
     db.session.flush()
+    if enabling:
+        # No worker holds them (a disabled endpoint's deliveries are not claimed).
+        now = utcnow()
+        db.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.endpoint_id == endpoint.id,
+                   WebhookDelivery.status == DeliveryStatus.PENDING)
+            .values(next_attempt_at=now, created_at=now)
+            .execution_options(synchronize_session=False))
     audit.record("webhook_endpoint.updated", endpoint, actor=actor, ip=ip, url=url, event_types=types,
                  enabled=endpoint.enabled)
     return endpoint
@@ -147,7 +158,7 @@ def _requeue(*where, now: datetime) -> int:
     return db.session.execute(
         update(WebhookDelivery).where(*where)
         .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, created_at=now,
-                delivered_at=None)
+                delivered_at=None, last_status_code=None, last_error=None)
         .execution_options(synchronize_session=False)
     ).rowcount
 

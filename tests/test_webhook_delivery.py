@@ -222,6 +222,38 @@ def test_receiver_down_then_back_is_retried_then_delivered_once(make, webhook_re
     assert (delivery.status, delivery.attempts, len(delivery.attempt_log)) == (DeliveryStatus.DELIVERED, 2, 2)
 
 
+def test_a_platform_that_does_not_answer_is_tried_once_a_pass_and_others_still_get_theirs(
+        make, local_webhooks):
+    """A dead platform costs one attempt a pass, not one timeout per delivery, and holds up no one."""
+    with running_receiver() as dead, running_receiver() as alive:
+        make.webhook_endpoint(url=dead.url())
+        make.webhook_endpoint(url=alive.url())
+        sent = [_event(make) for _ in range(3)]
+        dead.stop()
+
+        result = webhooks.deliver_pending()
+
+        assert (result.delivered, result.retried) == (3, 3)
+        assert sorted(alive.event_ids()) == sorted(event.public_id for event in sent)
+        errors = [delivery.last_error for delivery in _deliveries()
+                  if delivery.status == DeliveryStatus.PENDING]
+        assert errors.count(f"Connexion refusée par 127.0.0.1:{dead.port}.") == 1
+        assert errors.count(f"Non tentée : 127.0.0.1:{dead.port} n'a pas répondu à un envoi précédent "
+                            "de ce passage.") == 2
+
+
+def test_a_pass_with_a_time_budget_claims_no_batch_after_it_and_says_more_is_due(
+        make, webhook_receiver, local_webhooks):
+    make.webhook_endpoint(url=webhook_receiver.url())
+    for _ in range(webhooks.CLAIM_BATCH + 5):
+        _event(make)
+
+    result = webhooks.deliver_pending(budget=0)
+
+    assert (result.delivered, result.more_due) == (webhooks.CLAIM_BATCH, True)
+    assert webhooks.deliver_pending().more_due is False  # the last five: the queue is empty
+
+
 def test_a_500_is_retried_with_its_answer_logged(make, webhook_receiver, local_webhooks):
     make.webhook_endpoint(url=webhook_receiver.url())
     _event(make)

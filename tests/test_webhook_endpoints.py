@@ -249,6 +249,7 @@ def test_resending_a_failed_delivery_queues_it_now_with_a_fresh_window(make):
     assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0
     assert delivery.next_attempt_at == later and delivery.created_at == later  # the retry window restarts
     assert len(delivery.attempt_log) == 1 and delivery.event.body == event_body  # log kept, same event
+    assert (delivery.last_status_code, delivery.last_error) == (None, None)  # no stale result shown
     assert _audit("webhook_delivery.resent").details["event_id"] == delivery.event_id
 
 
@@ -259,6 +260,21 @@ def test_a_delivered_delivery_can_be_sent_again_a_pending_one_cannot(make):
     assert delivered.status == DeliveryStatus.PENDING and delivered.delivered_at is None
     with pytest.raises(WebhookDeliveryNotResendable):
         webhook_endpoints.resend_delivery(pending, actor=None, now=NOW)
+
+
+def test_enabled_again_an_endpoints_waiting_deliveries_get_a_fresh_window(make):
+    endpoint = make.webhook_endpoint(event_types=["quote.sent"])
+    waiting, failed = _deliveries(endpoint, [DeliveryStatus.PENDING, DeliveryStatus.FAILED])
+    webhook_endpoints.update_endpoint(endpoint, event_types=["quote.sent"], description=None, enabled=False,
+                                      actor=None)
+    db.session.commit()
+    webhook_endpoints.update_endpoint(endpoint, event_types=["quote.sent"], description=None, enabled=True,
+                                      actor=None)
+    db.session.commit()
+    db.session.expire_all()
+    assert waiting.created_at > NOW + timedelta(days=1)  # not given up at its next try for being old
+    assert waiting.next_attempt_at == waiting.created_at
+    assert (failed.status, failed.created_at) == (DeliveryStatus.FAILED, NOW)  # only what waited
 
 
 def test_no_resend_to_a_disabled_endpoint(make):

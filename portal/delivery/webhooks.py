@@ -4,10 +4,11 @@
 with a clean session. Deliveries are *claimed* in batches by a short committed transaction (picked
 with `FOR UPDATE SKIP LOCKED` on PostgreSQL) that counts the attempt and pushes `next_attempt_at`
 one lease ahead; each is then POSTed with no transaction open, and the outcomes (a `WebhookAttempt`
-row each, the delivery's status or next try) are committed together within half a second. Several
+row each, the delivery's status or next try) are committed together every half second or so. Several
 workers never pick the same delivery, and a crashed worker's claims come back when their lease
-ends. The duplicates this cannot rule out (a crash between the platform's 2xx and our commit, half
-a second's worth at most) carry the same event id, which the platform uses to ignore them.
+ends. The duplicates this cannot rule out (a crash between the platform's 2xx and our commit: the
+deliveries of half a second, or of the one attempt running then) carry the same event id, which
+the platform uses to ignore them.
 
 Success is any 2xx. Anything else is retried, base × 2^(attempts−1) later (at most six hours),
 until the next try would fall WEBHOOK_RETRY_HOURS after the delivery was queued (or resent by
@@ -30,6 +31,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -49,6 +51,7 @@ USER_AGENT = "PortailDevis-Webhooks/1.0"
 CLAIM_LEASE = timedelta(minutes=15)
 CLAIM_BATCH = 25
 RECORD_EVERY = 0.5  # seconds
+PASS_BUDGET = 5.0  # seconds: `flask outbox work` claims no new batch of webhooks after that
 MAX_BACKOFF = timedelta(hours=6)
 
 
@@ -59,6 +62,7 @@ class WebhookDispatchResult:
     delivered: int = 0
     retried: int = 0
     failed: int = 0
+    more_due: bool = False  # the pass stopped at its limit or its time budget, not on an empty queue
 
     @property
     def attempted(self) -> int:
@@ -115,43 +119,60 @@ def signature_header(secrets: list[str], body: bytes, timestamp: int) -> str:
     return ",".join([f"t={timestamp}", *(f"v1={value}" for value in values)])
 
 
-def deliver_pending(*, limit: int = 100, now: datetime | None = None,
-                    stop: threading.Event | None = None) -> WebhookDispatchResult:
-    """One pass over due deliveries (at most `limit`), claimed in batches; commits itself."""
+def deliver_pending(*, limit: int = 100, now: datetime | None = None, stop: threading.Event | None = None,
+                    budget: float | None = None) -> WebhookDispatchResult:
+    """One pass over due deliveries (at most `limit`; no batch claimed after the first once `budget`
+    seconds have passed), claimed in batches; commits itself."""
     result = WebhookDispatchResult()
     client = WebhookClient.from_config(current_app.config)
+    unreachable: set[str] = set()
+    started = time.monotonic()
     try:
-        while result.attempted < limit and not _stopped(stop):
+        while not _stopped(stop):
+            if result.attempted >= limit:
+                result.more_due = True
+                break
             size = min(CLAIM_BATCH, limit - result.attempted)
             batch = _claim(size, now or utcnow())
-            _send_batch(batch, client, result, now=now, stop=stop)
+            _send_batch(batch, client, result, unreachable, now=now, stop=stop)
             if len(batch) < size:
                 break  # nothing more is due
+            if budget is not None and time.monotonic() - started > budget:
+                result.more_due = True
+                break
     finally:
         client.close()
     return result
 
 
 def deliver_due(*, limit: int = 100, stop: threading.Event | None = None) -> bool:
-    """`deliver_pending` as a job of `worker.work`: True when it hit `limit` (more may be due)."""
-    return deliver_pending(limit=limit, stop=stop).attempted >= limit
+    """`deliver_pending` as a job of `worker.work`, within PASS_BUDGET seconds so that emails get
+    their turn even when a platform times out: True when more may be due (the next pass at once)."""
+    return deliver_pending(limit=limit, stop=stop, budget=PASS_BUDGET).more_due
 
 
 def _stopped(stop: threading.Event | None) -> bool:
     return stop is not None and stop.is_set()
 
 
-def _send_batch(batch: list[_Claimed], client: WebhookClient, result: WebhookDispatchResult, *,
-                now: datetime | None, stop: threading.Event | None) -> None:
-    """Send a claimed batch. Outcomes are committed together, at most RECORD_EVERY seconds after
-    the first of them: a commit per delivery would cost more than its POST to a quick platform."""
+def _send_batch(batch: list[_Claimed], client: WebhookClient, result: WebhookDispatchResult,
+                unreachable: set[str], *, now: datetime | None, stop: threading.Event | None) -> None:
+    """Send a claimed batch. Outcomes are committed together, once RECORD_EVERY seconds have passed
+    since the first of them ended (checked after each attempt): a commit per delivery would cost
+    more than its POST to a quick platform. A platform that did not answer (timeout, refused
+    connection) is not tried again in this pass: its other deliveries count a skipped attempt and
+    wait for their next try, instead of each waiting WEBHOOK_TIMEOUT for nothing."""
     done: list[_Done] = []
     tried = 0
     for claimed in batch:
         if _stopped(stop):
             break
         moment = now or utcnow()
-        done.append(_Done(claimed, _send(claimed, client, moment), moment, time.monotonic()))
+        host = urlsplit(claimed.url).netloc
+        outcome = _skipped(host) if host in unreachable else _send(claimed, client, moment)
+        if outcome.status_code is None and not outcome.permanent:
+            unreachable.add(host)
+        done.append(_Done(claimed, outcome, moment, time.monotonic()))
         tried += 1
         if time.monotonic() - done[0].finished >= RECORD_EVERY:
             _record(done, result)
@@ -262,6 +283,11 @@ def _backoff(attempts: int) -> timedelta:
 
 
 # --- One attempt --------------------------------------------------------------------------------
+
+
+def _skipped(host: str) -> _Outcome:
+    return _Outcome(None, 0, None, _("Non tentée : %(host)s n'a pas répondu à un envoi précédent de ce "
+                                     "passage.", host=host))
 
 
 def _send(claimed: _Claimed, client: WebhookClient, now: datetime) -> _Outcome:
