@@ -63,6 +63,7 @@ def reachable(make):
     event = db.session.scalars(select(AuditEvent)).first()
     org.external_id = "plateforme-1"
     api_key, secret = api_keys.create_key("plateforme", api_keys.SCOPES, actor=admin)
+    endpoint = make.webhook_endpoint()
     db.session.commit()
     path = {"quote_id": world["quote"].id, "invoice_id": invoice.id, "organisation_id": org.id,
             "request_id": request.id, "email_id": email.id, "terms_id": unpublished.id,
@@ -74,7 +75,7 @@ def reachable(make):
     records = {"terms": unpublished.id, "emails": email.id, "invoices": invoice.id,
                "audit": event.id, "organisations": org.id, "products": product.id,
                "client_users": users[ClientRole.RESPONSABLE].id, "staff_users": admin.id,
-               "api_keys": api_key.id}
+               "api_keys": api_key.id, "webhook_endpoints": endpoint.id}
     return {"world": world, "path": path, "overrides": overrides, "records": records,
             "api_headers": {"Authorization": f"Bearer {secret}"}}
 
@@ -85,7 +86,7 @@ def _url(app, rule, reachable) -> str:
     missing = [name for name, value in values.items() if value is None]
     assert not missing, f"{rule.rule}: give the argument {missing} a value of the world"
     view, _, action = rule.endpoint.partition(".")
-    if action in ("details_view", "edit_view", "revoke"):
+    if action in ("details_view", "edit_view", "revoke", "rotate", "resend_failed"):
         values["id"] = reachable["records"].get(view) or _first_record(app, view)
     with app.test_request_context():
         return url_for(rule.endpoint, **values)

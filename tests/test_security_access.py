@@ -78,6 +78,8 @@ def parameter_values(world: World, side: Side) -> dict[str, list]:
         "token": ["x" * 43],
         "external_id": [side.org.external_id or "inconnu"],
         "siren": [side.org.siren],
+        # Not a URL parameter: the record of the webhook pages (Flask-Admin's `?id=`).
+        "endpoint_id": [world.endpoint.id] if world.endpoint else [],
     }
 
 

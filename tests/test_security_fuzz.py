@@ -38,6 +38,8 @@ FORM_PAGES = {
     "quote_editor.revise": lambda v: f"/admin/devis/{v['quote_id'][0]}",
     "emails.retry": lambda v: f"/admin/emails/details/?id={v['email_id'][0]}",
     "monthly_close.run": lambda v: "/admin/cloture-mensuelle/",
+    "webhook_endpoints.resend": lambda v: f"/admin/webhooks/details/?id={v['endpoint_id'][0]}",
+    "webhook_endpoints.send_test": lambda v: f"/admin/webhooks/details/?id={v['endpoint_id'][0]}",
 }
 # The object each route is best fuzzed on, when not the first of its kind (see parameter_values).
 OBJECTS = {
