@@ -2,12 +2,15 @@
 
 Invoices and credit notes are PDF/A-3b files carrying their EN 16931 (CII) XML, built by
 `facturx_xml` from the same context as the PDF. An invoice's PDF is rendered once, at first need,
-and stored with its SHA-256; every later download serves those exact bytes (a re-render would
-differ by its timestamps, and by any later template change), so nothing ever re-renders an issued
-invoice. Quotes are not frozen, but a quote's PDF is downloaded far more often than what it shows
-changes: a sent (or decided…) quote's download is rendered once for each state of its document and
-stored (QuoteDocument), keyed by the SHA-256 of the HTML it is rendered from; a draft's preview is
-always rendered live.
+and stored with its SHA-256; that original is never re-rendered (a re-render would differ by its
+timestamps, and by any later template change) and stays the legal original. Once the invoice is
+paid, its download is another rendering of it, « acquittée » with the date and means of payment
+and nothing left to pay (its XML too); the original stays downloadable beside it.
+
+Quotes are not frozen, but a quote's PDF is downloaded far more often than what it shows changes:
+a sent (or decided…) quote's download is rendered once for each state of its document and stored
+(QuoteDocument), keyed by the SHA-256 of the HTML it is rendered from; a draft's preview is always
+rendered live.
 
 Functions take model objects, never a request; storing a PDF flushes and the caller commits.
 """
@@ -34,7 +37,10 @@ from .facturx_xml import cii_xml
 from .models import (
     BillingMode,
     Invoice,
+    InvoiceDocument,
     InvoiceKind,
+    InvoiceStatus,
+    PaymentProvider,
     Quote,
     QuoteDocument,
     QuoteStatus,
@@ -65,6 +71,8 @@ QUOTE_STATUSES = {
     QuoteStatus.CANCELLED: "Annulé",
     QuoteStatus.SUPERSEDED: "Remplacé par une révision",
 }
+# How a paid invoice says it was settled: « réglée par carte », « réglée par virement ».
+PAYMENT_MEANS = {PaymentProvider.STRIPE: "carte", PaymentProvider.BANK_TRANSFER: "virement"}
 RECOVERY_INDEMNITY = "40 €"  # Code de commerce, art. L441-10 and D441-5
 SELLER_KEYS = (*MANDATORY_SELLER_FIELDS, "address_line2", "country", "email", "phone", "iban", "bic")
 BUYER_KEYS = (
@@ -235,11 +243,55 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     return invoice.pdf
 
 
-def render_invoice_pdf(invoice: Invoice) -> bytes:
-    """Render an invoice as PDF/A-3b with its Factur-X XML (XSD-checked); stores nothing."""
+def invoice_download(invoice: Invoice) -> tuple[bytes, str]:
+    """The PDF an invoice's download serves, and its file name: a paid invoice's paid rendering,
+    else its frozen original; either way the original is stored first (flushes)."""
+    original = invoice_pdf(invoice)
+    if invoice.status != InvoiceStatus.PAID:
+        return original, f"{invoice.number}.pdf"
+    return paid_invoice_pdf(invoice), f"{invoice.number}-acquittee.pdf"
+
+
+PAID_STATE = "paid"
+
+
+def paid_invoice_pdf(invoice: Invoice) -> bytes:
+    """A paid invoice rendered « acquittée le … — réglée par … », with nothing left to pay: rendered
+    at its first download, stored (`InvoiceDocument`) and served from then on; flushes.
+    `invoice.pdf` stays the original's."""
+    stored = _stored_invoice_pdf(invoice.id, PAID_STATE)
+    if stored is not None:
+        return stored
+    pdf = render_invoice_pdf(invoice, paid=True)
+    # Write-once against a concurrent first download, as `stored_quote_pdf`.
+    builder = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(
+        builder(InvoiceDocument)
+        .values(invoice_id=invoice.id, state_key=PAID_STATE, pdf=pdf,
+                pdf_sha256=hashlib.sha256(pdf).hexdigest(), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["invoice_id", "state_key"])
+    )
+    return _stored_invoice_pdf(invoice.id, PAID_STATE)
+
+
+def _stored_invoice_pdf(invoice_id: int, state_key: str) -> bytes | None:
+    return db.session.scalar(
+        select(InvoiceDocument.pdf).where(InvoiceDocument.invoice_id == invoice_id,
+                                          InvoiceDocument.state_key == state_key)
+    )
+
+
+def render_invoice_pdf(invoice: Invoice, *, paid: bool = False) -> bytes:
+    """Render an invoice as PDF/A-3b with its Factur-X XML (XSD-checked): its original, or with
+    `paid` its paid rendering (refused for an invoice not paid); stores nothing."""
     context = _invoice_context(invoice)
+    if paid:
+        context["paid"] = payment_receipt(invoice)
     base = _render_pdf("invoice.html", pdf_variant="pdf/a-3b", **context)
     title = f"{_kind_label(invoice)} {invoice.number}"
+    subject = f"{title} du {format_date(invoice.issue_date)} — {context['buyer']['name']}"
+    if paid:
+        subject += f" — acquittée le {format_date(context['paid']['on'])}"
     return facturx.generate_from_binary(
         base,
         cii_xml(invoice, context),
@@ -250,7 +302,7 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
             "author": context["seller"]["company_name"],
             "keywords": f"{_kind_label(invoice)}, Factur-X",
             "title": f"{context['seller']['company_name']} : {title}",
-            "subject": f"{title} du {format_date(invoice.issue_date)} — {context['buyer']['name']}",
+            "subject": subject,
         },
         lang="fr-FR",
     )
@@ -268,6 +320,22 @@ def facturx_xml(invoice: Invoice) -> bytes:
 def build_facturx_xml(invoice: Invoice) -> bytes:
     """Build the EN 16931 CII XML of an invoice or credit note from its frozen data."""
     return cii_xml(invoice, _invoice_context(invoice))
+
+
+def payment_receipt(invoice: Invoice) -> dict[str, Any]:
+    """When (Paris date) and how (`providers`) a paid invoice was settled, and the mention saying so
+    (« Acquittée le 12/05/2026 — réglée par carte »)."""
+    if invoice.status != InvoiceStatus.PAID or invoice.paid_at is None:
+        raise ValueError(f"{invoice.number} is not paid")
+    order = list(PaymentProvider)
+    providers = sorted({payment.provider for payment in invoice.payments}, key=order.index)
+    paid_on = paris_today(invoice.paid_at)
+    mention = f"Acquittée le {format_date(paid_on)}"
+    if providers:
+        mention += " — réglée par " + " et par ".join(PAYMENT_MEANS[provider] for provider in providers)
+    # Paid means paid in full (billing.record_payment takes only the invoice's total).
+    return {"on": paid_on, "mention": mention, "providers": providers,
+            "amount_cents": invoice.total_ttc_cents}
 
 
 def _kind_label(invoice: Invoice) -> str:
@@ -307,4 +375,5 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
         "recovery_indemnity": RECOVERY_INDEMNITY,
         "payment_days": (invoice.due_date - invoice.issue_date).days,
         "vat_breakdown": vat_breakdown(invoice.lines),
+        "paid": None,  # the original: what it said at issue, whatever happened since
     }

@@ -2,8 +2,9 @@
 
 Built from the values the invoice's PDF prints, so that both say the same: `documents` hands over
 its invoice context (the frozen seller and buyer, the covered quotes, the mentions, the VAT
-breakdown, the payment days) and embeds the result in the PDF/A-3. Nothing here renders or stores
-anything; the XSD check is the `facturx` library's, at embedding.
+breakdown, the payment days, and for a paid invoice's rendering how it was paid) and embeds the
+result in the PDF/A-3. Nothing here renders or stores anything; the XSD check is the `facturx`
+library's, at embedding.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from lxml import etree
 
 from .dates import billing_period_bounds
-from .models import Invoice, InvoiceKind
+from .models import Invoice, InvoiceKind, PaymentProvider
 
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
@@ -25,6 +26,8 @@ NS = {
 }
 TYPE_CODES = {InvoiceKind.INVOICE: "380", InvoiceKind.CREDIT_NOTE: "381"}
 SIREN_SCHEME = "0002"  # ISO 6523 ICD of the French SIRENE register
+CARD_PAYMENT = "48"  # UNTDID 4461: bank card
+SEPA_TRANSFER = "58"  # UNTDID 4461: SEPA credit transfer
 
 
 def xml_amount(cents: int) -> str:
@@ -110,17 +113,8 @@ def cii_xml(invoice: Invoice, context: dict[str, Any]) -> bytes:
     settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
     _el(settlement, "ram:PaymentReference", invoice.number)
     _el(settlement, "ram:InvoiceCurrencyCode", invoice.currency)
-    if invoice.kind == InvoiceKind.INVOICE and seller.get("iban"):
-        means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
-        _el(means, "ram:TypeCode", "58")  # SEPA credit transfer
-        _el(means, "ram:Information", "Virement SEPA")
-        _el(
-            _el(means, "ram:PayeePartyCreditorFinancialAccount"),
-            "ram:IBANID",
-            "".join(seller["iban"].split()),
-        )
-        if seller.get("bic"):
-            _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", seller["bic"])
+    if invoice.kind == InvoiceKind.INVOICE:
+        _xml_payment_means(settlement, seller, context["paid"])
     for group in context["vat_breakdown"]:
         tax = _el(settlement, "ram:ApplicableTradeTax")
         _el(tax, "ram:CalculatedAmount", xml_amount(group["vat"]))
@@ -142,7 +136,11 @@ def cii_xml(invoice: Invoice, context: dict[str, Any]) -> bytes:
     _el(totals, "ram:TaxBasisTotalAmount", xml_amount(invoice.total_ht_cents))
     _el(totals, "ram:TaxTotalAmount", xml_amount(invoice.total_vat_cents), currencyID=invoice.currency)
     _el(totals, "ram:GrandTotalAmount", xml_amount(invoice.total_ttc_cents))
-    _el(totals, "ram:DuePayableAmount", xml_amount(invoice.total_ttc_cents))
+    paid_cents = context["paid"]["amount_cents"] if context["paid"] else 0
+    if paid_cents:
+        # BT-113 paid amount: BR-CO-16 wants due (BT-115) = grand total - paid.
+        _el(totals, "ram:TotalPrepaidAmount", xml_amount(paid_cents))
+    _el(totals, "ram:DuePayableAmount", xml_amount(invoice.total_ttc_cents - paid_cents))
     credited = invoice.credited_invoice
     if credited is not None:
         reference = _el(settlement, "ram:InvoiceReferencedDocument")
@@ -154,6 +152,30 @@ def cii_xml(invoice: Invoice, context: dict[str, Any]) -> bytes:
             format="102",
         )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _xml_payment_means(
+    settlement: etree._Element, seller: dict[str, str], paid: dict[str, Any] | None
+) -> None:
+    """How the invoice is to be paid (a transfer to the seller's IBAN) or, on a paid invoice's
+    rendering, how it was (BR-61: a transfer names the IBAN; a card needs no card number)."""
+    providers = paid["providers"] if paid else [PaymentProvider.BANK_TRANSFER]
+    for provider in providers:
+        if provider == PaymentProvider.STRIPE:
+            means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+            _el(means, "ram:TypeCode", CARD_PAYMENT)
+            _el(means, "ram:Information", "Carte bancaire")
+        elif seller.get("iban"):
+            means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+            _el(means, "ram:TypeCode", SEPA_TRANSFER)
+            _el(means, "ram:Information", "Virement SEPA")
+            _el(
+                _el(means, "ram:PayeePartyCreditorFinancialAccount"),
+                "ram:IBANID",
+                "".join(seller["iban"].split()),
+            )
+            if seller.get("bic"):
+                _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", seller["bic"])
 
 
 def _xml_party(parent: etree._Element, tag: str, *, name: str, party: dict[str, str]) -> None:
@@ -196,4 +218,6 @@ def _xml_notes(invoice: Invoice, context: dict[str, Any]) -> list[tuple[str | No
         notes.append(("AAI", f"Devis concernés : {references}"))
     if invoice.reason:
         notes.append(("AAI", f"Motif : {invoice.reason}"))
+    if context["paid"]:
+        notes.append(("AAI", context["paid"]["mention"]))
     return notes

@@ -522,6 +522,20 @@ class QuoteDocument(db.Model):
     __table_args__ = (UniqueConstraint("quote_id", "state_key"),)
 
 
+class InvoiceDocument(db.Model):
+    """Another rendering of an issued invoice than its frozen original (`Invoice.pdf`): the paid
+    one (« acquittée »), rendered once at its first download and served from here ever after."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"))
+    state_key: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("invoice_id", "state_key"),)
+
+
 class InvoiceLine(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"), index=True)

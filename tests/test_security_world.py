@@ -72,6 +72,7 @@ SYSTEM_TEXT_FIELDS = {
     "number_counter": {"series"},
     "invoice": {"number", "billing_period", "currency", "pdf_sha256"},
     "quote_document": {"state_key", "pdf_sha256"},
+    "invoice_document": {"state_key", "pdf_sha256"},
     "monthly_close_job": {"period", "error"},
     "payment": {"currency"},
     "outbox_email": {"recipient", "template", "dedupe_key", "last_error"},

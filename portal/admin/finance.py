@@ -141,14 +141,24 @@ class InvoiceView(SecureModelView):
     @expose("/<int:invoice_id>/pdf")
     @pdf_limit
     def pdf(self, invoice_id: int):
-        """The invoice's frozen PDF (rendered and stored at the first download)."""
+        """The invoice's PDF as the client gets it: the original, or once paid its paid rendering."""
+        return self._pdf(invoice_id, documents.invoice_download)
+
+    @expose("/<int:invoice_id>/pdf/origine")
+    @pdf_limit
+    def original_pdf(self, invoice_id: int):
+        """The invoice's frozen original PDF (rendered and stored at the first download)."""
+        return self._pdf(invoice_id, lambda invoice: (documents.invoice_pdf(invoice),
+                                                      f"{invoice.number}.pdf"))
+
+    def _pdf(self, invoice_id: int, document):
         invoice = db.session.get(Invoice, invoice_id) or abort(404)
         with transaction() as outcome:
-            content = documents.invoice_pdf(invoice)
+            content, filename = document(invoice)
         if not outcome.ok:
             return redirect(_details_url(invoice))
         return send_file(io.BytesIO(content), mimetype="application/pdf", as_attachment=True,
-                         download_name=f"{invoice.number}.pdf")
+                         download_name=filename)
 
 
 def _actionable(invoice: Invoice) -> bool:

@@ -37,7 +37,7 @@ def quote_pdf(quote_id: int):
 @pdf_limit
 @transactional  # keep the bytes rendered at first need
 def invoice_pdf(invoice_id: int):
-    """The invoice's PDF: the bytes stored at first download, served identically ever after."""
+    """The invoice's PDF: its original, stored at first download and served identically ever
+    after; once paid, its rendering « acquittée »."""
     invoice = own(Invoice, invoice_id)
-    data = documents.invoice_pdf(invoice)
-    return pdf_response(data, f"{invoice.number}.pdf")
+    return pdf_response(*documents.invoice_download(invoice))
