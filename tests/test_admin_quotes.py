@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -24,7 +25,7 @@ from portal.models import (
     QuoteStatus,
 )
 
-from .web import form_tokens, sign_in
+from .web import form_tokens, page_text, sign_in
 
 
 def _count(model, *where) -> int:
@@ -299,3 +300,75 @@ def test_quote_pdf_download_from_the_back_office(staff_client):
     response = staff_client.get(f"/admin/devis/{quote.id}/pdf")
     assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF")
     assert quote.reference in response.headers["Content-Disposition"]
+
+
+# --- "Envoyer" in the editor saves first; a draft without a recipient never reaches the confirmation
+
+
+RECIPIENT_MISSING = "Choisissez le destinataire avant d’envoyer le devis"
+
+
+def _draft(world, **overrides):
+    draft = quotes.create_draft(organisation=world["org"], actor=world["admin"], **{
+        "lines": [quotes.LineInput(label="Conseil", quantity=1, unit_price_cents=10000)], **overrides})
+    db.session.commit()
+    return draft
+
+
+def test_envoyer_saves_the_edits_then_shows_them_in_the_send_confirmation(staff_client):
+    world = staff_client.world
+    draft = _draft(world, recipient=world["users"][ClientRole.GESTIONNAIRE])
+    data = {**form_tokens(staff_client, f"/admin/devis/{draft.id}"), "envoyer": "1",
+            "recipient_id": str(world["users"][ClientRole.GESTIONNAIRE].id),
+            "lines-0-label": "Conseil et accompagnement", "lines-0-quantity": "3",
+            "lines-0-unit_price": "250"}
+    response = staff_client.post(f"/admin/devis/{draft.id}", data=data)
+    assert response.headers["Location"].endswith(f"/admin/devis/{draft.id}/envoyer")
+    confirmation = page_text(staff_client.get(response.headers["Location"]))
+    assert "Confirmer l’envoi" in confirmation and "Conseil et accompagnement" in confirmation
+    assert "750,00" in confirmation  # the edited line's total, as saved
+    db.session.expire_all()
+    quote = db.session.get(Quote, draft.id)
+    assert [(line.label, line.quantity) for line in quote.lines] == [("Conseil et accompagnement", 3)]
+    assert quote.status == QuoteStatus.DRAFT  # sent only once confirmed
+    assert _count(OutboxEmail, OutboxEmail.dedupe_key == f"quote_sent:{draft.id}") == 0
+
+
+def test_envoyer_without_a_recipient_stays_on_the_editor_and_says_so(staff_client):
+    world = staff_client.world
+    draft = _draft(world)
+    data = {**form_tokens(staff_client, f"/admin/devis/{draft.id}"), "envoyer": "1", "recipient_id": "",
+            "lines-0-label": "Conseil modifié", "lines-0-quantity": "2", "lines-0-unit_price": "100"}
+    response = staff_client.post(f"/admin/devis/{draft.id}", data=data)
+    assert response.status_code == 200
+    page = page_text(response)
+    error = re.search(r'<small[^>]*id="recipient-error"[^>]*>([^<]*)</small>', page)
+    assert error and RECIPIENT_MISSING in error.group(1)  # next to the recipient field
+    assert 'aria-describedby="recipient-error"' in page
+    assert "Le destinataire doit être" not in page and "Confirmer l’envoi" not in page
+    assert 'value="Conseil modifié"' in page  # the edits are still in the form
+    db.session.expire_all()
+    quote = db.session.get(Quote, draft.id)
+    assert quote.status == QuoteStatus.DRAFT and [line.label for line in quote.lines] == ["Conseil"]
+    assert _count(OutboxEmail, OutboxEmail.dedupe_key == f"quote_sent:{draft.id}") == 0
+
+
+def test_the_send_confirmation_of_a_draft_without_a_recipient_is_the_editor(staff_client):
+    draft = _draft(staff_client.world)
+    page = page_text(staff_client.get(f"/admin/devis/{draft.id}/envoyer"))
+    assert RECIPIENT_MISSING in page and "Confirmer l’envoi" not in page
+    assert f'action="/admin/devis/{draft.id}"' in page  # its form saves the draft, it does not send
+
+
+def test_envoyer_on_a_new_quote_creates_it_then_asks_for_confirmation(staff_client):
+    world = staff_client.world
+    lines = {"lines-0-label": "Atelier", "lines-0-quantity": "1", "lines-0-unit_price": "90"}
+    _, data = _new_quote_form(staff_client, world["org"], envoyer="1", **lines)
+    refused = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    assert refused.status_code == 200 and RECIPIENT_MISSING in page_text(refused)
+    assert _count(Quote, Quote.title == "Offre test") == 0
+    data["recipient_id"] = str(world["users"][ClientRole.RESPONSABLE].id)
+    created = staff_client.post(f"/admin/devis/nouveau/{world['org'].id}", data=data)
+    quote = db.session.scalar(select(Quote).where(Quote.title == "Offre test"))
+    assert created.headers["Location"].endswith(f"/admin/devis/{quote.id}/envoyer")
+    assert quote.status == QuoteStatus.DRAFT

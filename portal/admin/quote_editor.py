@@ -32,6 +32,11 @@ from ..transaction import transaction, transactional
 from .base import SecureView
 
 BLANK_LINES = 3
+# The editor's "Envoyer" is a submit button of its form under this name: the edits are saved
+# first, then the send confirmation shows what was saved (a plain link dropped them).
+SEND_BUTTON = "envoyer"
+RECIPIENT_MISSING = _l("Choisissez le destinataire avant d’envoyer le devis : un responsable ou "
+                       "un gestionnaire de l’organisation, qui recevra le lien pour le valider.")
 
 
 class LineForm(PlainForm):
@@ -83,14 +88,14 @@ class QuoteEditorView(SecureView):
     def new(self, organisation_id: int):
         organisation = db.session.get(Organisation, organisation_id) or abort(404)
         form = _quote_form(organisation, None)
-        if form.validate_on_submit():
+        if form.validate_on_submit() and _may_send(form, None):
             with transaction() as outcome:
                 submissions.claim(form.submission_token.data)
                 quote = quotes.create_draft(organisation=organisation, actor=current_user,
                                             ip=request.remote_addr, **_draft_fields(form))
             if outcome.ok:
                 flash(_("Brouillon %(ref)s enregistré.", ref=quote.reference), "success")
-                return redirect(url_for(".detail", quote_id=quote.id))
+                return _after_save(quote)
         return self._render_editor(organisation, None, form)
 
     @expose("/<int:quote_id>", methods=["GET", "POST"])
@@ -100,18 +105,24 @@ class QuoteEditorView(SecureView):
             return self.render("admin/quote_detail.html", quote=quote, confirm=ActionForm(),
                                terms=quotes.current_terms())
         form = _quote_form(quote.organisation, quote)
-        if form.validate_on_submit():
+        if form.validate_on_submit() and _may_send(form, quote):
             with transaction() as outcome:
                 submissions.claim(form.submission_token.data)
                 quotes.update_draft(quote, actor=current_user, ip=request.remote_addr,
                                     **_draft_fields(form))
             if outcome.ok:
                 flash(_("Brouillon enregistré."), "success")
-                return redirect(url_for(".detail", quote_id=quote.id))
+                return _after_save(quote)
         return self._render_editor(quote.organisation, quote, form)
 
     @expose("/<int:quote_id>/envoyer", methods=["GET", "POST"])
     def send(self, quote_id: int):
+        quote = db.session.get(Quote, quote_id) or abort(404)
+        if request.method == "GET" and quote.status == QuoteStatus.DRAFT and quote.recipient is None:
+            # No confirmation of a send that would be refused: the editor says what is missing.
+            form = _quote_form(quote.organisation, quote)
+            form.recipient_id.errors = [str(RECIPIENT_MISSING)]
+            return self._render_editor(quote.organisation, quote, form)
         return self._confirmed(quote_id, "send", lambda quote: quotes.send(
             quote, actor=current_user, ip=request.remote_addr),
             _("Devis %(ref)s envoyé au client."))
@@ -177,6 +188,23 @@ class QuoteEditorView(SecureView):
                                                                Product.name)).all()
         return self.render("admin/quote_editor.html", organisation=organisation, quote=quote,
                            form=form, products=products, vat_rates=billing.VAT_RATES_BP)
+
+
+def _may_send(form: QuoteForm, quote: Quote | None) -> bool:
+    """False, with the message next to the recipient field, when "Envoyer" was pressed on a draft
+    that would have no recipient: nothing is saved, the edits stay in the form."""
+    if SEND_BUTTON not in request.form or form.recipient_id.data or (
+            quote is not None and quote.recipient is not None):
+        return True
+    form.recipient_id.errors = [str(RECIPIENT_MISSING)]
+    return False
+
+
+def _after_save(quote: Quote):
+    """After a save, the send confirmation if "Envoyer" was pressed, else the editor again."""
+    if SEND_BUTTON in request.form:
+        return redirect(url_for(".send", quote_id=quote.id))
+    return redirect(url_for(".detail", quote_id=quote.id))
 
 
 def _terms(terms_id: str | None):

@@ -77,16 +77,17 @@ def quote_page(quote_id: int):
 
 
 def _render_quote(quote: Quote, form: DecisionForm | None, status: int = 200, *,
-                  terms: TermsVersion | None = None):
+                  terms: TermsVersion | None = None, terms_missing: bool = False):
     """The quote page; `form`, after a refused POST, is the decision form as posted (its refusal
-    reason is shown again), None otherwise."""
+    reason is shown again), None otherwise; `terms_missing`: Valider came without the CGV box
+    ticked (the message is shown next to it)."""
     terms = terms or current_terms()
     # Only an accepted quote has an invoice (per order): no query for the others.
     invoice = (db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id))
                if quote.status == QuoteStatus.ACCEPTED else None)
     return render_template("client/quote.html", quote=quote, form=form, terms=terms,
                            can_decide=can_decide(), invoice=invoice,
-                           expired=_is_past_validity(quote)), status
+                           expired=_is_past_validity(quote), terms_missing=terms_missing), status
 
 
 def _is_past_validity(quote: Quote) -> bool:
@@ -106,10 +107,9 @@ def decide(quote_id: int):
     action = request.form.get("action")
     if action not in ("valider", "refuser"):
         abort(400)
+    # quote.js says so before any request; this check stays for a browser without it.
     if action == "valider" and not form.accept_terms.data:
-        flash(_("Cochez « J'ai lu et j'accepte les Conditions Générales de Vente » pour valider le devis."),
-              "error")
-        return _render_quote(quote, form, 422)
+        return _render_quote(quote, form, 422, terms_missing=True)
     with transaction() as outcome:
         decision = _record_decision(quote, form, action, in_force)
     if not outcome.ok:

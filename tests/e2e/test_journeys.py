@@ -90,7 +90,7 @@ def test_quote_on_demand_from_email_link_to_card_payment(live, new_context, staf
     expect(staff.locator("#total-ttc")).to_have_text("4\u202f200,00\u00a0€")
     staff.get_by_role("button", name="Enregistrer le brouillon").click()
     _flash(staff, "enregistré")
-    staff.get_by_role("link", name="Envoyer", exact=True).click()
+    staff.get_by_role("button", name="Envoyer", exact=True).click()
     expect(staff.get_by_role("heading", name=re.compile(r"^Envoyer le devis .* \?$"))).to_be_visible()
     staff.get_by_role("button", name="Confirmer l’envoi").click()
     reference = _found(REFERENCE, _flash(staff, "envoyé au client."))  # numbered when sent
@@ -202,7 +202,7 @@ def test_quote_request_answered_then_refused_with_a_reason(live, new_context, st
     staff.get_by_role("button", name="Répondre").click()
     _flash(staff, "Brouillon créé à partir de la demande")
     expect(staff.get_by_label("Quantité").first).to_have_value("3")
-    staff.get_by_role("link", name="Envoyer", exact=True).click()
+    staff.get_by_role("button", name="Envoyer", exact=True).click()
     staff.get_by_role("button", name="Confirmer l’envoi").click()
     reference = _found(REFERENCE, _flash(staff, "envoyé au client"))
 
