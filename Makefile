@@ -31,6 +31,9 @@ translations-update: $(STAMP)
 # The outbox worker runs in the background and stops with the web server (Ctrl-C, SIGTERM or exit).
 # Without STRIPE_SECRET_KEY, card payments go to localstripe on 127.0.0.1 (state kept in instance/),
 # whose webhooks come back to /webhooks/stripe: pay the demo invoice with the card 4242424242424242.
+# Every email link points at this server (PORT) unless PORTAL_BASE_URL names another address (a
+# proxy's): exported to every command below, the demo load and the outbox worker included.
+run: export PORTAL_BASE_URL := $(or $(PORTAL_BASE_URL),http://127.0.0.1:$(PORT))
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) demo load

@@ -36,13 +36,18 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
 
 def check_production_config(app: Flask) -> None:
-    """PORTAL_ENV=production refuses to start with the development SECRET_KEY, with rate limits
-    counted in each process's memory (each worker would allow its own share) but for one worker, or
-    with webhooks allowed to local addresses."""
+    """PORTAL_ENV=production refuses to start with the development SECRET_KEY, without
+    PORTAL_BASE_URL (the links of the emails), with rate limits counted in each process's memory
+    (each worker would allow its own share) but for one worker, or with webhooks allowed to local
+    addresses."""
     if PORTAL_ENV != "production" or app.testing:
         return
     if app.config["SECRET_KEY"] == INSECURE_SECRET_KEY:
         raise RuntimeError("PORTAL_ENV=production: set SECRET_KEY (a long random value).")
+    if not app.config.get("PORTAL_BASE_URL"):
+        raise RuntimeError(
+            "PORTAL_ENV=production: set PORTAL_BASE_URL to the portal's public address (for example "
+            "https://portail.example.fr): every link of every email is built on it.")
     if (app.config.get("RATE_LIMITS_ENABLED", True) and not app.config.get("SINGLE_WORKER")
             and str(app.config.get("RATELIMIT_STORAGE_URI") or "memory://").startswith("memory://")):
         raise RuntimeError(

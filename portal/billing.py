@@ -357,7 +357,7 @@ def record_payment(
         return _same_invoice(existing, invoice)
     events.record("invoice.paid", invoice.organisation, invoice_json(invoice), now=now)
     if invoice.quote is not None:
-        credits.grant_quote_credits(invoice.quote, actor=actor)
+        credits.grant_quote_credits(invoice.quote, actor=actor, now=now)
     audit.record("invoice.paid", invoice, actor=actor, organisation_id=invoice.organisation_id,
                  ip=ip, provider=provider, reference=provider_reference, amount_cents=amount_cents)
     for address in invoice_contacts(invoice.organisation, invoice.quote.recipient if invoice.quote else None):

@@ -29,6 +29,7 @@ def _env_list(name: str) -> list[str] | None:
 
 
 INSECURE_SECRET_KEY = "dev-insecure-secret-key-change-me"
+LOCAL_BASE_URL = "http://127.0.0.1:5000"
 # `production` selects Config (secure cookies, HSTS, a real SECRET_KEY required) for `wsgi:app`;
 # anything else, DevelopmentConfig (`make run` on http://127.0.0.1).
 PORTAL_ENV = _env("PORTAL_ENV", "development")
@@ -43,7 +44,10 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # A pooled connection idle for longer than this many seconds is tried (SELECT 1) before use.
     DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "10"))  # type: ignore[arg-type]
-    PORTAL_BASE_URL = _env("PORTAL_BASE_URL", "http://127.0.0.1:5000")
+    # The portal's public address, the base of every link in every email (never a request's Host).
+    # No default: PORTAL_ENV=production refuses to start without it (portal.check_production_config),
+    # so a localhost address can never reach a client's inbox.
+    PORTAL_BASE_URL = _env("PORTAL_BASE_URL")
     PORTAL_URL_PREFIX = _env("PORTAL_URL_PREFIX", "/espace-client")
     PORTAL_CLIENT_LAYOUT = _env("PORTAL_CLIENT_LAYOUT", "client/layout.html")
     PORTAL_LINK_TTL_HOURS = _env_int("PORTAL_LINK_TTL", 72)
@@ -144,8 +148,10 @@ class DevelopmentConfig(Config):
     """`make run`: the embedded defaults."""
 
     DEBUG = False
+    # `make run` sets it from PORT; `flask run` alone serves on Flask's default port, 5000.
+    PORTAL_BASE_URL = _env("PORTAL_BASE_URL", LOCAL_BASE_URL)
     # http://127.0.0.1: no Secure cookie, no HSTS, unless the portal's own URL is HTTPS.
-    _https = str(Config.PORTAL_BASE_URL).startswith("https://")
+    _https = str(PORTAL_BASE_URL).startswith("https://")
     SESSION_COOKIE_SECURE = _env_bool("COOKIE_SECURE", _https)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     HSTS_SECONDS = _env_int("HSTS_SECONDS", 31_536_000 if _https else 0)
@@ -159,6 +165,7 @@ class TestConfig(Config):
 
     TESTING = True
     SECRET_KEY = "test-secret-key"
+    PORTAL_BASE_URL = LOCAL_BASE_URL  # tests that check an address set their own
     SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = True
     RATE_LIMITS_ENABLED = False  # tests that prove a 429 switch them on

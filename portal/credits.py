@@ -8,6 +8,7 @@ function here only flushes: the caller commits once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import func, select, union
@@ -32,6 +33,7 @@ from .models import (
     User,
     UserKind,
     quote_reference,
+    utcnow,
 )
 from .representations import entry_json
 
@@ -49,8 +51,10 @@ def credit_balance(organisation_id: int) -> int:
     )
 
 
-def grant_quote_credits(quote: Quote, *, actor: User | None) -> CreditEntry | None:
-    """Grant an accepted quote's credits, once (a unique constraint backs the check)."""
+def grant_quote_credits(quote: Quote, *, actor: User | None,
+                        now: datetime | None = None) -> CreditEntry | None:
+    """Grant an accepted quote's credits, once (a unique constraint backs the check), dated `now`
+    (the acceptance or the payment that grants them)."""
     if quote.total_credits <= 0:
         return None
     existing = db.session.scalar(
@@ -62,12 +66,12 @@ def grant_quote_credits(quote: Quote, *, actor: User | None) -> CreditEntry | No
     entry = CreditEntry(organisation_id=quote.organisation_id, kind=CreditEntryKind.GRANT,
                         amount=quote.total_credits, quote_id=quote.id,
                         actor_id=actor.id if actor else None,
-                        reason=f"Devis {quote.reference}")
+                        reason=f"Devis {quote.reference}", created_at=now or utcnow())
     db.session.add(entry)
     db.session.flush()
     audit.record("credits.granted", entry, actor=actor, organisation_id=quote.organisation_id,
                  amount=entry.amount, quote=quote.reference)
-    events.record("credits.granted", quote.organisation, entry_json(entry))
+    events.record("credits.granted", quote.organisation, entry_json(entry), now=now)
     return entry
 
 

@@ -416,7 +416,7 @@ def accept(quote: Quote, *, actor: User, terms_version: TermsVersion | None, cha
     if quote.billing_mode == BillingMode.MONTHLY:
         quote.billing_period = paris_today(now).strftime("%Y-%m")
         db.session.flush()
-        credits.grant_quote_credits(quote, actor=actor)
+        credits.grant_quote_credits(quote, actor=actor, now=now)
     else:
         billing.issue_invoice_for_quote(quote, actor=actor, now=now, ip=ip)
     return decision

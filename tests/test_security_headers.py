@@ -5,10 +5,14 @@ proxy (ProxyFix), trusted hosts, production settings, and link tokens masked in 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 import urllib.request
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
@@ -22,6 +26,7 @@ from .test_security_access import area, parameter_values, routes, urls
 from .test_security_world import build_world
 from .web import sign_in_client
 
+ROOT = Path(__file__).resolve().parent.parent
 PREVIEW_ENDPOINTS = {"emails.preview_html"}  # a sandboxed email preview: its own, stricter policy
 
 
@@ -222,10 +227,47 @@ def test_production_refuses_the_development_secret_key(monkeypatch, other_app):
 def test_production_selects_the_production_settings(monkeypatch, other_app):
     monkeypatch.setattr(portal, "PORTAL_ENV", "production")
     app = create_app({"SECRET_KEY": "a-long-random-production-secret", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                      "PORTAL_BASE_URL": "https://portail.example.fr",
                       "SINGLE_WORKER": True})  # memory:// rate limits: refused for several workers
     assert app.config["SESSION_COOKIE_SECURE"] and app.config["HSTS_SECONDS"] == 31_536_000
     monkeypatch.setattr(portal, "PORTAL_ENV", "development")
     assert not create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"}).config["SESSION_COOKIE_SECURE"]
+
+
+def test_production_refuses_to_start_without_portal_base_url(monkeypatch, other_app):
+    monkeypatch.setattr(portal, "PORTAL_ENV", "production")
+    settings = {"TESTING": False, "SECRET_KEY": "a-long-random-production-secret",
+                "SQLALCHEMY_DATABASE_URI": "sqlite://", "SINGLE_WORKER": True}
+    for missing in (None, ""):
+        with pytest.raises(RuntimeError, match="set PORTAL_BASE_URL to the portal's public address"):
+            create_app({**settings, "PORTAL_BASE_URL": missing})
+    app = create_app({**settings, "PORTAL_BASE_URL": "https://portail.example.fr"})
+    assert app.config["PORTAL_BASE_URL"] == "https://portail.example.fr"
+
+
+READ_BASE_URLS = """
+from portal.config import Config, DevelopmentConfig, TestConfig
+print(repr((Config.PORTAL_BASE_URL, DevelopmentConfig.PORTAL_BASE_URL, TestConfig.PORTAL_BASE_URL)))
+"""
+
+
+def test_portal_base_url_has_no_production_default():
+    """Settings are read at import: fresh interpreters, as `gunicorn wsgi:app` starts."""
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in {"PORTAL_BASE_URL", "PORTAL_ENV"}}
+    defaults = subprocess.run([sys.executable, "-c", READ_BASE_URLS], env=environment, check=True,
+                              capture_output=True, text=True, cwd=ROOT).stdout
+    # Production: none; `flask run` alone: Flask's port; the tests: the same, whatever the shell says.
+    assert defaults.strip() == repr((None, "http://127.0.0.1:5000", "http://127.0.0.1:5000"))
+    production = {**environment, "PORTAL_ENV": "production", "SECRET_KEY": "a-long-random-production-secret",
+                  "PORTAL_SINGLE_WORKER": "1", "DATABASE_URL": "sqlite://"}
+    refused = subprocess.run([sys.executable, "-c", "import wsgi"], env=production, capture_output=True,
+                             text=True, cwd=ROOT)
+    assert refused.returncode != 0
+    assert "RuntimeError: PORTAL_ENV=production: set PORTAL_BASE_URL" in refused.stderr
+    started = subprocess.run([sys.executable, "-c", "import wsgi"], capture_output=True, text=True, cwd=ROOT,
+                             env={**production, "PORTAL_BASE_URL": "https://portail.example.fr"})
+    assert started.returncode == 0, started.stderr
 
 
 def test_link_tokens_are_masked_in_the_access_log(app, caplog):

@@ -239,7 +239,7 @@ def test_production_refuses_rate_limits_counted_per_process(monkeypatch, other_a
     monkeypatch.setattr(portal, "PORTAL_ENV", "production")
     settings = {"TESTING": False, "SECRET_KEY": "a-long-random-production-secret",
                 "SQLALCHEMY_DATABASE_URI": "sqlite://", "RATELIMIT_STORAGE_URI": "memory://",
-                "SINGLE_WORKER": False}
+                "SINGLE_WORKER": False, "PORTAL_BASE_URL": "https://portail.example.fr"}
     with pytest.raises(RuntimeError, match=r"RATELIMIT_STORAGE_URI=memory://.*PORTAL_SINGLE_WORKER=1"):
         create_app(settings)
     assert create_app({**settings, "SINGLE_WORKER": True}).config["RATELIMIT_STORAGE_URI"] == "memory://"
