@@ -16,7 +16,7 @@ from sqlalchemy import Insert, insert, select, update
 from . import audit, auth
 from .exceptions import EmailNotRetryable
 from .extensions import db
-from .models import LoginToken, OutboxEmail, OutboxStatus, Quote, User, utcnow
+from .models import LoginToken, OutboxEmail, OutboxStatus, Quote, QuoteRequest, User, utcnow
 
 # Context keys of an email carrying a magic link to a quote: the token's id and seed (never the
 # token), renewed by `retry_failed`.
@@ -94,6 +94,15 @@ def enqueue_invitation(user: User, *, token: LoginToken, seed: str, invited_by: 
                    context={"user_id": user.id, "invited_by": invited_by,
                             INVITE_TOKEN_ID: token.id, INVITE_SEED: seed},
                    dedupe_key=f"{INVITE_TEMPLATE}:{user.id}")
+
+
+def enqueue_request_outcome(request: QuoteRequest, *, quote: Quote | None = None) -> OutboxEmail:
+    """Queue the email telling a request's requester its outcome: `quote` answers it (sent to
+    someone else), or, without one, it was declined (once each per request)."""
+    template = "request_answered" if quote is not None else "request_declined"
+    context = {"request_id": request.id, **({"quote_id": quote.id} if quote is not None else {})}
+    return enqueue(recipient=request.requester.email, template=template, context=context,
+                   dedupe_key=f"{template}:{request.id}")
 
 
 def queued_keys(keys: Iterable[str]) -> set[str]:

@@ -66,6 +66,7 @@ from .models import (
     Quote,
     QuoteLine,
     QuoteRequest,
+    QuoteRequestStatus,
     QuoteStatus,
     TermsVersion,
     User,
@@ -73,7 +74,7 @@ from .models import (
     utcnow,
 )
 from .money import vat_cents
-from .representations import quote_json
+from .representations import quote_json, quote_request_json
 from .seller import current_terms, current_terms_query, seller_settings
 
 DECIDING_ROLES = (ClientRole.RESPONSABLE, ClientRole.GESTIONNAIRE)
@@ -263,7 +264,28 @@ def send(quote: Quote, *, actor: User, now: datetime | None = None, ip: str | No
     events.record("quote.sent", quote.organisation, quote_json(quote), now=now)
     outbox.enqueue_with_magic_link(user=quote.recipient, quote=quote, template="quote_sent",
                                    dedupe_key=f"quote_sent:{quote.id}", now=now)
+    if quote.request_id is not None:
+        _answer_request(quote, actor=actor, now=now, ip=ip)
     return quote
+
+
+def _answer_request(quote: Quote, *, actor: User, now: datetime, ip: str | None) -> None:
+    """The request a quote was drafted from is answered once the quote is sent (see
+    `quote_requests`); its requester is told, by the quote's own email when they receive it."""
+    request = quote.request
+    if not db.session.execute(
+        update(QuoteRequest)
+        .where(QuoteRequest.id == request.id, QuoteRequest.status == QuoteRequestStatus.NEW)
+        .values(status=QuoteRequestStatus.ANSWERED, handled_by_id=actor.id, handled_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount:
+        return
+    db.session.refresh(request)
+    audit.record("request.answered", request, actor=actor, organisation_id=request.organisation_id,
+                 ip=ip, quote_id=quote.id)
+    events.record("request.answered", request.organisation, quote_request_json(request), now=now)
+    if request.requester_id != quote.recipient_id and request.requester.active:
+        outbox.enqueue_request_outcome(request, quote=quote)
 
 
 def _supersede(previous: Quote, *, actor: User, ip: str | None) -> None:

@@ -151,8 +151,8 @@ def record_every_event_type(make) -> None:
     for answer in (True, False):
         request = quote_requests.create_request(organisation=per_order.org, requester=per_order.manager,
                                                 items=[(product.id, 2)])
-        if answer:
-            quote_requests.answer_request(request, actor=per_order.admin)
+        if answer:  # answered when its quote is sent
+            quotes.send(quote_requests.answer_request(request, actor=per_order.admin), actor=per_order.admin)
         else:
             quote_requests.decline_request(request, actor=per_order.admin, reason="Hors catalogue")
     monthly_world = build_world(make, BillingMode.MONTHLY)
@@ -288,13 +288,19 @@ def test_quote_requests_received_through_the_api_then_answered_or_declined(make,
         response.get_json() for response in created]
 
     answered, declined = (db.session.get(QuoteRequest, response.get_json()["id"]) for response in created)
-    quote_requests.answer_request(answered, actor=world.admin)
+    draft = quote_requests.answer_request(answered, actor=world.admin)
+    db.session.commit()
+    assert recorded("request.answered") == []  # a draft answers nothing yet
+    quotes.send(draft, actor=world.admin)
     quote_requests.decline_request(declined, actor=world.admin, reason="Produit arrêté")
     db.session.commit()
     told = [envelope_data(event, "request.answered", world.org) for event in recorded("request.answered")]
     assert [data["status"] for data in told] == ["answered", "declined"]
     assert told == [quote_request_json(db.session.get(QuoteRequest, data["id"])) for data in told]
-    assert sequences(world.org) == [1, 2, 3, 4]
+    # The quote's sending and the request's answer: one transaction, one after the other.
+    assert [event.type for event in recorded(organisation=world.org)] == [
+        "request.received", "request.received", "quote.sent", "request.answered", "request.answered"]
+    assert sequences(world.org) == [1, 2, 3, 4, 5]
 
 
 def test_every_type_is_recorded_and_each_event_id_is_its_own(make):

@@ -18,7 +18,6 @@ from portal.exceptions import (
     NotAllowed,
     QuoteNotDraft,
     QuoteNotPending,
-    RequestNotOpen,
     UnknownProduct,
 )
 from portal.extensions import db
@@ -29,7 +28,6 @@ from portal.models import (
     OutboxEmail,
     Quote,
     QuoteLine,
-    QuoteRequestStatus,
     QuoteStatus,
 )
 from portal.quotes import LineInput
@@ -221,32 +219,6 @@ def test_every_state_change_is_audited(setup):
 
 
 # --- Quote requests ---------------------------------------------------------------------------
-
-
-def test_request_answered_into_a_prefilled_draft(setup, make):
-    requester = make.client_user(setup["org"], ClientRole.RESPONSABLE)
-    request = quote_requests.create_request(organisation=setup["org"], requester=requester,
-                                            items=[(setup["published"].id, 7)], message="  Bonjour  ")
-    assert request.status == QuoteRequestStatus.NEW and request.message == "Bonjour"
-    staff_mail = db.session.scalar(select(OutboxEmail).where(OutboxEmail.template == "request_received"))
-    assert staff_mail is not None
-    quote = quote_requests.answer_request(request, actor=setup["staff"])
-    assert request.status == QuoteRequestStatus.ANSWERED and request.quote == quote
-    assert quote.status == QuoteStatus.DRAFT and quote.recipient == requester
-    assert [(line.product_id, line.quantity) for line in quote.lines] == [(setup["published"].id, 7)]
-    with pytest.raises(RequestNotOpen):
-        quote_requests.answer_request(request, actor=setup["staff"])
-
-
-def test_request_declined_with_a_reason(setup, make):
-    requester = make.client_user(setup["org"], ClientRole.MEMBRE)
-    request = quote_requests.create_request(organisation=setup["org"], requester=requester,
-                                            items=[(setup["published"].id, 1)])
-    with pytest.raises(InvalidInput):
-        quote_requests.decline_request(request, actor=setup["staff"], reason="  ")
-    quote_requests.decline_request(request, actor=setup["staff"], reason="Produit arrêté")
-    assert request.status == QuoteRequestStatus.DECLINED
-    assert request.decline_reason == "Produit arrêté"
 
 
 def test_request_refuses_unpublished_products_and_bad_quantities(setup, make):

@@ -214,6 +214,10 @@ def _side(name: str, text: str, admin: User, terms, product: Product) -> Side:
     declined = quote_requests.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
                                              items=[(product.id, 1)], message=f"{text}autre")
     quote_requests.decline_request(declined, actor=admin, reason=f"{text}indisponible")
+    answered = quote_requests.create_request(organisation=org, requester=users[ClientRole.MEMBRE],
+                                             items=[(product.id, 2)], message=f"{text}réponse")
+    # Its quote goes to the responsable: the membre who asked gets the request_answered email.
+    quotes.send(quote_requests.answer_request(answered, actor=admin), actor=admin)
     invited = accounts.invite_client_user(organisation=org, email=f"invite{org.id}@example.test",
                                           full_name=f"{text}Invité {org.id}", role=ClientRole.MEMBRE,
                                           actor=admin)

@@ -66,21 +66,24 @@ class HomeView(StaffOnly, AdminIndexView):
                         for row in found])
 
 
-def _queue_statements(model, *criteria, load, order_by) -> tuple[Select, Select]:
+def _queue_statements(model, *criteria, load, order_by, also=()) -> tuple[Select, Select]:
     """A queue's count and its first rows. Counted up to one past the cap: a queue of thousands
     (unpaid invoices of past years) would otherwise be read whole on every visit of the home,
     for a figure nobody works through."""
     first = select(literal(1)).select_from(model).where(*criteria).limit(bindparam("counted"))
     return (select(func.count()).select_from(first.subquery()),
-            select(model).where(*criteria).options(joinedload(load)).order_by(*order_by)
+            select(model).where(*criteria).options(joinedload(load), *(joinedload(more) for more in also))
+            .order_by(*order_by)
             .limit(QUEUE_PREVIEW))
 
 
 # The home's statements, built once: building them and their cache keys took longer than running
 # them.
 QUEUES = {
+    # A request stays here until its quote is sent; its draft, if any, is shown beside it.
     "requests": _queue_statements(QuoteRequest, QuoteRequest.status == QuoteRequestStatus.NEW,
-                                  load=QuoteRequest.organisation, order_by=(QuoteRequest.created_at,)),
+                                  load=QuoteRequest.organisation, also=(QuoteRequest.quote,),
+                                  order_by=(QuoteRequest.created_at,)),
     "awaiting": _queue_statements(Quote, Quote.status == QuoteStatus.SENT, load=Quote.organisation,
                                   order_by=(Quote.valid_until, Quote.id)),
     "unpaid": _queue_statements(Invoice, Invoice.is_payable, Invoice.quote_id.is_not(None),

@@ -1,4 +1,5 @@
-"""Quote requests sent from the client portal: answer with a pre-filled draft, or decline."""
+"""Quote requests sent from the client portal: answer with a pre-filled draft (the request is
+answered when that quote is sent), or decline."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class RequestsInboxView(SecureView):
             abort(404)
         before = request.args.get("avant", type=int)
         statement = (select(QuoteRequest).where(QuoteRequest.status == status)
-                     .options(joinedload(QuoteRequest.organisation), joinedload(QuoteRequest.requester)))
+                     .options(joinedload(QuoteRequest.organisation), joinedload(QuoteRequest.requester),
+                              joinedload(QuoteRequest.quote)))
         if before:
             statement = statement.where(QuoteRequest.id < before)
         rows = db.session.scalars(statement.order_by(QuoteRequest.id.desc()).limit(PAGE_SIZE)).all()
@@ -57,7 +59,8 @@ class RequestsInboxView(SecureView):
             quote = quote_requests.answer_request(quote_request, actor=current_user, ip=request.remote_addr)
         if not outcome.ok:
             return redirect(url_for(".detail", request_id=request_id))
-        flash(_("Brouillon créé à partir de la demande : complétez-le puis envoyez-le."), "success")
+        flash(_("Brouillon créé à partir de la demande : complétez-le puis envoyez-le. La demande reste "
+                "à traiter jusqu’à l’envoi du devis."), "success")
         return redirect(url_for("quote_editor.detail", quote_id=quote.id))
 
     @expose("/<int:request_id>/decliner", methods=["POST"])
@@ -72,7 +75,8 @@ class RequestsInboxView(SecureView):
         if not outcome.ok:
             return self.render("admin/request_detail.html", item=_load(request_id), form=form,
                                answer_form=FlaskForm())
-        flash(_("Demande déclinée ; le client verra le motif dans son espace."), "success")
+        flash(_("Demande déclinée ; le demandeur reçoit le motif par email et le voit dans son espace."),
+              "success")
         return redirect(url_for(".index"))
 
 
@@ -80,7 +84,8 @@ def _load(request_id: int) -> QuoteRequest:
     quote_request = db.session.scalar(
         select(QuoteRequest).where(QuoteRequest.id == request_id).options(
             joinedload(QuoteRequest.organisation), joinedload(QuoteRequest.requester),
-            selectinload(QuoteRequest.lines).joinedload(QuoteRequestLine.product))
+            selectinload(QuoteRequest.lines).joinedload(QuoteRequestLine.product),
+            joinedload(QuoteRequest.quote))
     )
     return quote_request or abort(404)
 

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_mail import Message
 
 from .. import auth, documents
-from ..dates import period_bounds
+from ..dates import paris_today, period_bounds
 from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import (
@@ -269,6 +269,30 @@ def _request_received(context: dict[str, Any]) -> dict[str, Any]:
         "created_at": format_datetime(request.created_at, "d MMMM y 'à' HH:mm"),
         "admin_url": admin_url(),
     }
+
+
+def _request_values(request: QuoteRequest) -> dict[str, Any]:
+    return {
+        "request": request, "user": request.requester, "organisation": request.organisation.name,
+        "lines": request.lines, "created_on": _date(paris_today(request.created_at)),
+        "requests_url": portal_url("demandes"),
+    }
+
+
+@email_builder("request_answered")
+def _request_answered(context: dict[str, Any]) -> dict[str, Any]:
+    values = _request_values(load(QuoteRequest, context["request_id"]))
+    quote = load(Quote, context["quote_id"])
+    values.update(subject=_("Votre demande de devis : devis %(reference)s envoyé", reference=quote.reference),
+                  quote=quote, recipient=quote.recipient, quote_url=portal_url("devis", quote.id))
+    return values
+
+
+@email_builder("request_declined")
+def _request_declined(context: dict[str, Any]) -> dict[str, Any]:
+    values = _request_values(load(QuoteRequest, context["request_id"]))
+    values["subject"] = _("Votre demande de devis du %(date)s a été déclinée", date=values["created_on"])
+    return values
 
 
 # --- The message ------------------------------------------------------------------------------
