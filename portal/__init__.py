@@ -122,6 +122,17 @@ def register_blueprints(app: Flask) -> None:
     init_portal(app)
     init_api(app)
     register_webhooks(app)
+    register_favicon(app)
+
+
+def register_favicon(app: Flask) -> None:
+    """/favicon.ico, which browsers ask for at the root whatever the pages link to."""
+    icon = (Path(app.static_folder or "static") / "favicon.ico").read_bytes()  # 3 KB, read once
+
+    def favicon():
+        return app.response_class(icon, mimetype="image/vnd.microsoft.icon")
+
+    app.add_url_rule("/favicon.ico", endpoint="favicon", view_func=favicon)
 
 
 def register_webhooks(app: Flask) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request, url_for
+from flask.globals import request_ctx
 from sqlalchemy.exc import DataError, DBAPIError
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +30,12 @@ API_MESSAGES = {
     405: _l("Méthode non permise sur cette ressource."),
     429: _l("Trop de requêtes pour cette clé d'API : réessayez après le délai de l'en-tête Retry-After."),
 }
+ERROR_TITLES = {
+    403: _l("Accès refusé"),
+    404: _l("Page introuvable"),
+}
+DEFAULT_TITLE = _l("Une erreur est survenue")
+ADMIN_PREFIX = "/admin/"
 log = logging.getLogger(__name__)
 
 
@@ -103,4 +110,44 @@ def register(app: Flask) -> None:
 
 
 def _page(status: int, message: str):
-    return render_template("errors/error.html", status=status, message=message), status
+    """The error page, in the layout of the part of the site the URL belongs to."""
+    if status >= 500:
+        db.session.rollback()  # the layout may read the signed-in user: not from a failed transaction
+    context = {"status": status, "message": message,
+               "error_title": str(ERROR_TITLES.get(status, DEFAULT_TITLE))}
+    if request_ctx.url_adapter is None:  # refused before routing (an untrusted Host): no URL to build
+        return render_template("errors/error.html", ways_back=[], can_link=False, **context), status
+    try:
+        return _in_layout(context), status
+    except Exception:  # an error page must not fail: the bare page, and the cause logged
+        log.exception("Error page %s could not be rendered in its layout", status)
+        return render_template("errors/error.html", ways_back=_ways_back(), can_link=True, **context), status
+
+
+def _in_layout(context: dict) -> str:
+    admin = _admin()
+    if admin is not None and (request.path + "/").startswith(ADMIN_PREFIX):
+        back = [(url_for("admin.index"), str(_l("Retour à la gestion courante")))]
+        return admin.index_view.render("errors/admin.html", ways_back=back, **context)
+    if request.path.startswith(_portal_prefix()):
+        back = [(url_for("client.home"), str(_l("Retour à votre espace client")))]
+        return render_template("errors/portal.html", ways_back=back, **context)
+    return render_template("errors/error.html", ways_back=_ways_back(), can_link=True, **context)
+
+
+def _ways_back() -> list[tuple[str, str]]:
+    """Outside the portal and the back office: both entrances (the back office's if mounted)."""
+    ways = [(url_for("client.home"), str(_l("Aller à l’espace client")))]
+    if _admin() is not None:
+        ways.append((url_for("admin.index"), str(_l("Aller à la gestion courante"))))
+    return ways
+
+
+def _admin():
+    """The back office's Flask-Admin, when this app has one (a host mounting the portal has not)."""
+    admins = current_app.extensions.get("admin") or []
+    return admins[0] if admins else None
+
+
+def _portal_prefix() -> str:
+    return str(current_app.config.get("PORTAL_URL_PREFIX") or "/espace-client").rstrip("/") + "/"
