@@ -105,6 +105,18 @@ def enqueue_request_outcome(request: QuoteRequest, *, quote: Quote | None = None
                    dedupe_key=f"{template}:{request.id}")
 
 
+MONTHLY_ACCEPTED_TEMPLATE = "monthly_quote_accepted"
+
+
+def enqueue_monthly_acceptance(quote: Quote, addresses: Iterable[str]) -> None:
+    """Queue, once per address, the email telling a monthly client its accepted quote's credits are
+    granted and when its invoice comes: plain INSERTs, as a quote is accepted only once."""
+    insert_new([{"recipient": address, "template": MONTHLY_ACCEPTED_TEMPLATE,
+                 "context": {"quote_id": quote.id},
+                 "dedupe_key": f"{MONTHLY_ACCEPTED_TEMPLATE}:{quote.id}:{address}"}
+                for address in sorted(set(addresses))])
+
+
 def queued_keys(keys: Iterable[str]) -> set[str]:
     """Those of `keys` that already name an outbox row."""
     keys = list(keys)

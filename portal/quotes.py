@@ -439,9 +439,19 @@ def accept(quote: Quote, *, actor: User, terms_version: TermsVersion | None, cha
         quote.billing_period = paris_today(now).strftime("%Y-%m")
         db.session.flush()
         credits.grant_quote_credits(quote, actor=actor, now=now)
+        outbox.enqueue_monthly_acceptance(quote, _monthly_acceptance_addresses(quote, actor))
     else:
         billing.issue_invoice_for_quote(quote, actor=actor, now=now, ip=ip)
     return decision
+
+
+def _monthly_acceptance_addresses(quote: Quote, actor: User) -> list[str]:
+    """Who is told of a monthly acceptance: the client who decided (on behalf, the quote's
+    recipient), to confirm their credits, and the organisation's invoice contact, who will pay."""
+    decider = quote.recipient if actor.kind == UserKind.STAFF else actor
+    if decider is None or not decider.active:
+        return billing.invoice_contacts(quote.organisation)
+    return [decider.email, *billing.invoice_contacts(quote.organisation, preferred=decider)]
 
 
 def refuse(quote: Quote, *, actor: User, terms_version: TermsVersion | None, channel: Channel,

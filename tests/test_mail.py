@@ -156,7 +156,7 @@ def test_every_template_is_delivered_in_french_with_both_parts(app, make, smtp_s
         assert "merci de ne pas y répondre" in text and "merci de ne pas y répondre" in html
     assert set(subjects) == {"quote_sent", "quote_decided", "invoice_issued", "payment_received",
                              "credit_note_issued", "request_received", "monthly_invoice_issued",
-                             "quote_reminder"}
+                             "quote_reminder", "monthly_quote_accepted"}
     credit_note = db.session.scalar(select(Invoice).where(Invoice.kind == InvoiceKind.CREDIT_NOTE))
     monthly_invoice = db.session.scalar(select(Invoice).where(Invoice.billing_period == "2026-03"))
     assert f"Devis {world['quote'].reference} accepté par {org.name}" in subjects["quote_decided"]
@@ -166,6 +166,8 @@ def test_every_template_is_delivered_in_french_with_both_parts(app, make, smtp_s
             f"{credit_note.credited_invoice.number}") in subjects["credit_note_issued"]
     assert f"Nouvelle demande de devis : {org.name}" in subjects["request_received"]
     assert f"Facture mensuelle {monthly_invoice.number} — mars 2026" in subjects["monthly_invoice_issued"]
+    assert (f"Devis {monthly_quote.reference} accepté : facturation le 1 avril 2026"
+            in subjects["monthly_quote_accepted"])
     assert (f"Rappel : votre devis {reminded.reference} est valable jusqu'au 1 avril 2026"
             in subjects["quote_reminder"])
     assert all("à régler avant le" in subject for subject in subjects["invoice_issued"])

@@ -60,6 +60,10 @@ def _organisation_cell(view, context, model, name) -> Markup:
     return Markup('<a href="{}">{}</a>').format(url, model.organisation.name)
 
 
+def _number_cell(view, context, model, name) -> Markup:
+    return Markup('<a href="{}">{}</a>').format(url_for(".details_view", id=model.id), model.number)
+
+
 class InvoiceView(SecureModelView):
     """Invoices and credit notes: read-only list and page; payments and credit notes go
     through billing."""
@@ -88,7 +92,7 @@ class InvoiceView(SecureModelView):
     column_formatters = {
         "kind": lambda view, context, model, name: label(model.kind),
         "status": lambda view, context, model, name: status_badge(model.status),
-        "organisation": _organisation_cell,
+        "number": _number_cell, "organisation": _organisation_cell,
         "total_ht_cents": money_cell, "total_vat_cents": money_cell, "total_ttc_cents": money_cell,
         "issue_date": date_cell, "due_date": date_cell,
     }

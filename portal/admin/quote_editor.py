@@ -3,8 +3,11 @@ cancel, or validate on behalf of the client (only under the client's mandate).""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import expose
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -14,6 +17,7 @@ from wtforms import Form as PlainForm
 from wtforms.validators import Optional
 
 from .. import billing, documents, quotes, submissions
+from ..dates import period_bounds
 from ..exceptions import (
     EmptyQuote,
     InvalidInput,
@@ -27,7 +31,7 @@ from ..extensions import db, pdf_limit
 from ..forms import MAX_ID, EuroField, IntegerInput, OnceForm, parse_int
 from ..i18n import lazy_gettext as _l
 from ..labels import vat_rate
-from ..models import Channel, Organisation, Product, Quote, QuoteStatus, User
+from ..models import BillingMode, Channel, Invoice, Organisation, Product, Quote, QuoteStatus, User
 from ..transaction import transaction, transactional
 from .base import SecureView
 
@@ -76,6 +80,27 @@ class ActionForm(FlaskForm):
     """A one-button action: CSRF-protected POST, its confirmation being the page that shows it."""
 
 
+@dataclass(frozen=True)
+class QuoteBilling:
+    """Where an accepted quote is billed: its invoice once issued; monthly, until then, the month
+    whose invoice will carry it and the day that invoice is issued."""
+
+    invoice: Invoice | None
+    month: str = ""
+    issue_day: str = ""
+
+
+def _quote_billing(quote: Quote) -> QuoteBilling | None:
+    if quote.status != QuoteStatus.ACCEPTED:
+        return None
+    if quote.monthly_invoice_id is not None:
+        return QuoteBilling(db.session.get(Invoice, quote.monthly_invoice_id))
+    if quote.billing_mode == BillingMode.MONTHLY and quote.billing_period:
+        first_day, issue_day = period_bounds(quote.billing_period)
+        return QuoteBilling(None, format_date(first_day, "MMMM y"), format_date(issue_day, "long"))
+    return QuoteBilling(db.session.scalar(select(Invoice).where(Invoice.quote_id == quote.id)))
+
+
 class QuoteEditorView(SecureView):
     def is_visible(self) -> bool:
         return False
@@ -103,7 +128,7 @@ class QuoteEditorView(SecureView):
         quote = db.session.get(Quote, quote_id) or abort(404)
         if quote.status != QuoteStatus.DRAFT:
             return self.render("admin/quote_detail.html", quote=quote, confirm=ActionForm(),
-                               terms=quotes.current_terms())
+                               terms=quotes.current_terms(), billing=_quote_billing(quote))
         form = _quote_form(quote.organisation, quote)
         if form.validate_on_submit() and _may_send(form, quote):
             with transaction() as outcome:

@@ -16,7 +16,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
-from flask_babel import format_date, format_datetime
+from flask_babel import format_date, format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_mail import Message
 
@@ -40,7 +40,15 @@ from ..models import (
     User,
 )
 from ..money import format_amount
-from ..outbox import INVITE_SEED, INVITE_TEMPLATE, INVITE_TOKEN_ID, LINK_ID, LINK_SEED, load
+from ..outbox import (
+    INVITE_SEED,
+    INVITE_TEMPLATE,
+    INVITE_TOKEN_ID,
+    LINK_ID,
+    LINK_SEED,
+    MONTHLY_ACCEPTED_TEMPLATE,
+    load,
+)
 from ..seller import seller_settings
 from .transports import DeliveryError
 
@@ -104,9 +112,15 @@ def portal_url(*parts: object) -> str:
     return "/".join(segments + [str(part).strip("/") for part in parts]) + ("" if parts else "/")
 
 
-def admin_url() -> str:
-    """Absolute URL of the back office."""
-    return str(current_app.config["PORTAL_BASE_URL"]).rstrip("/") + "/admin/"
+def admin_url(*parts: object) -> str:
+    """Absolute URL of a back-office page (its home without `parts`), built from PORTAL_BASE_URL."""
+    base = str(current_app.config["PORTAL_BASE_URL"]).rstrip("/") + "/admin/"
+    return base + "/".join(str(part).strip("/") for part in parts)
+
+
+def admin_invoice_url(invoice_id: int) -> str:
+    """Absolute URL of an invoice's back-office page (Flask-Admin's details view)."""
+    return admin_url("factures", f"details/?id={invoice_id}")
 
 
 def _date(value: date | None) -> str:
@@ -188,7 +202,7 @@ def _quote_decided(context: dict[str, Any]) -> dict[str, Any]:
         "on_behalf": decision.actor.is_staff, "channel": str(CHANNEL_LABELS[decision.channel]),
         "total_ttc": format_amount(quote.total_ttc_cents),
         "decided_at": format_datetime(decision.created_at, "d MMMM y 'à' HH:mm"),
-        "admin_url": admin_url(),
+        "admin_url": admin_url("devis", quote.id),
     }
 
 
@@ -254,7 +268,8 @@ def _payment_flagged(context: dict[str, Any]) -> dict[str, Any]:
         "number": number, "intent": anomaly.intent_id, "reason": str(ANOMALY_LABELS[anomaly.kind]),
         "amount": format_amount(anomaly.amount_cents or 0) if anomaly.currency == "EUR"
         else f"{anomaly.amount_cents} {anomaly.currency}",
-        "admin_url": admin_url(),
+        "invoice_linked": anomaly.invoice_id is not None,
+        "admin_url": admin_invoice_url(anomaly.invoice_id) if anomaly.invoice_id else admin_url(),
     }
 
 
@@ -267,7 +282,7 @@ def _request_received(context: dict[str, Any]) -> dict[str, Any]:
         "request": request, "organisation": request.organisation.name,
         "requester": request.requester, "lines": request.lines,
         "created_at": format_datetime(request.created_at, "d MMMM y 'à' HH:mm"),
-        "admin_url": admin_url(),
+        "admin_url": admin_url("demandes", request.id),
     }
 
 
@@ -293,6 +308,22 @@ def _request_declined(context: dict[str, Any]) -> dict[str, Any]:
     values = _request_values(load(QuoteRequest, context["request_id"]))
     values["subject"] = _("Votre demande de devis du %(date)s a été déclinée", date=values["created_on"])
     return values
+
+
+@email_builder(MONTHLY_ACCEPTED_TEMPLATE)
+def _monthly_quote_accepted(context: dict[str, Any]) -> dict[str, Any]:
+    quote = load(Quote, context["quote_id"])
+    first_day, invoice_day = period_bounds(quote.billing_period)
+    return {
+        "subject": _("Devis %(reference)s accepté : facturation le %(date)s",
+                     reference=quote.reference, date=_date(invoice_day)),
+        "quote": quote, "organisation": quote.organisation.name,
+        "credits": quote.total_credits, "credits_text": format_decimal(quote.total_credits),
+        "total_ht": format_amount(quote.total_ht_cents), "total_ttc": format_amount(quote.total_ttc_cents),
+        "period": format_date(first_day, "MMMM y"), "invoice_date": _date(invoice_day),
+        "quote_url": portal_url("devis", quote.id), "invoices_url": portal_url("factures"),
+        "credits_url": portal_url("credits"),
+    }
 
 
 # --- The message ------------------------------------------------------------------------------
