@@ -16,6 +16,7 @@ views and by itself only, never by the domain nor by the modules the domain call
     3  under the domain         outbox (emails as rows in the caller's transaction), events
                                 (webhook events, likewise), representations (the JSON of objects
                                 for the API and events), webhook_endpoints, audit,
+                                audit_sentences (the audit trail told in sentences),
                                 auth (passwords, one-time links), api_keys, documents (PDF, Factur-X),
                                 facturx_xml (the invoices' CII XML), delivery/ (email rendering,
                                 SMTP and file transports, the worker)
@@ -59,7 +60,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("under the domain", (
         "portal.outbox", "portal.events", "portal.representations", "portal.webhook_endpoints",
-        "portal.audit", "portal.auth", "portal.api_keys", "portal.documents",
+        "portal.audit", "portal.audit_sentences", "portal.auth", "portal.api_keys", "portal.documents",
         "portal.facturx_xml", "portal.delivery", "portal.delivery.*",
     )),
     ("leaf helpers", (

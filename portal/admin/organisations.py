@@ -16,7 +16,7 @@ from sqlalchemy.orm import joinedload
 from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
-from .. import accounts, credits, validation
+from .. import accounts, audit_sentences, credits, validation
 from ..exceptions import ExternalIdAlreadyUsed, InsufficientCredits, InvalidInput, ZeroAdjustment
 from ..extensions import db
 from ..forms import IntegerInput, int_arg
@@ -124,7 +124,9 @@ class OrganisationPageView(SecureView):
     def _tab_historique(self, organisation: Organisation, before: int | None) -> dict:
         statement = (select(AuditEvent).where(AuditEvent.organisation_id == organisation.id)
                      .options(joinedload(AuditEvent.actor)))
-        return {"events": _keyset(statement, AuditEvent.id, before)}
+        events = _keyset(statement, AuditEvent.id, before)
+        return {"events": events, "sentences": audit_sentences.describe_all(events),
+                "action_label": audit_sentences.action_label}
 
 
 def _keyset(statement, key, before: int | None) -> list:

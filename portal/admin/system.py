@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, get_template_attribute, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.contrib.sqla.filters import FilterEqual, IntEqualFilter
 from flask_babel import gettext as _
@@ -23,7 +23,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from .. import accounts, auth, documents, outbox
+from .. import accounts, audit_sentences, auth, documents, outbox
 from ..delivery import emails
 from ..extensions import db
 from ..i18n import lazy_gettext as _l
@@ -152,6 +152,9 @@ TEMPLATE_LABELS = {
     "monthly_invoice_issued": _l("Facture mensuelle émise"),
     "credit_note_issued": _l("Avoir émis"), "payment_received": _l("Paiement reçu"),
     "request_received": _l("Demande de devis reçue"), "user_invited": _l("Invitation d'un utilisateur"),
+    "monthly_quote_accepted": _l("Devis mensuel accepté"),
+    "request_answered": _l("Demande de devis : devis envoyé"),
+    "request_declined": _l("Demande de devis déclinée"),
 }
 MASKED_LINK = "[lien personnel masqué]"
 PREVIEW_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; sandbox"
@@ -230,27 +233,6 @@ class OutboxEmailView(SecureModelView):
 
 # --- Audit trail ------------------------------------------------------------------------------
 
-ACTION_LABELS = {
-    "quote.created": _l("Devis créé"), "quote.updated": _l("Devis modifié"),
-    "quote.sent": _l("Devis envoyé"), "quote.revised": _l("Révision de devis"),
-    "quote.superseded": _l("Devis remplacé"), "quote.cancelled": _l("Devis annulé"),
-    "quote.expired": _l("Devis expiré"), "quote.accepted": _l("Devis validé"),
-    "quote.refused": _l("Devis refusé"), "request.created": _l("Demande de devis reçue"),
-    "request.answered": _l("Demande de devis traitée"), "request.declined": _l("Demande de devis déclinée"),
-    "invoice.issued": _l("Facture émise"), "invoice.paid": _l("Facture payée"),
-    "invoice.credited": _l("Facture annulée par avoir"), "credits.granted": _l("Crédits attribués"),
-    "credits.consumption": _l("Crédits consommés"), "credits.adjustment": _l("Crédits ajustés"),
-    "credits.reversal": _l("Crédits repris par avoir"),
-    "api_key.created": _l("Clé d'API créée"), "api_key.revoked": _l("Clé d'API révoquée"),
-    "organisation.mandate": _l("Autorisation de validation modifiée"),
-    "terms.created": _l("CGV rédigées"), "terms.updated": _l("Brouillon de CGV modifié"),
-    "terms.published": _l("CGV publiées"), "product.created": _l("Produit créé"),
-    "product.updated": _l("Produit modifié"), "user.invited": _l("Utilisateur invité"),
-    "email.retried": _l("Email renvoyé"), "seller.updated": _l("Paramètres vendeur modifiés"),
-    "staff.created": _l("Compte de l'équipe créé"), "staff.role_changed": _l("Rôle modifié"),
-    "user.deactivated": _l("Compte désactivé"), "user.reactivated": _l("Compte réactivé"),
-}
-
 
 def _audit_organisation_cell(view, context, model, name) -> Markup | str:
     if model.organisation_id is None:
@@ -261,32 +243,42 @@ def _audit_organisation_cell(view, context, model, name) -> Markup | str:
     return Markup('<a href="{}">{}</a>').format(url, name)
 
 
-def _audit_details_cell(view, context, model, name) -> str:
-    return " · ".join(f"{key} : {value}" for key, value in (model.details or {}).items())
+def _audit_details_cell(view, context, model, name) -> Markup:
+    """The raw event (action code, object, details) in a closed « détails » disclosure."""
+    disclosure = get_template_attribute("admin/_audit_event.html", "raw_details")
+    return disclosure(model, audit_sentences.action_label(model.action))
+
+
+def _audit_sentence_cell(view, context, model, name) -> str:
+    sentence = getattr(model, "sentence", None)  # set for a page of the list by get_list
+    return sentence if sentence is not None else audit_sentences.describe_all([model])[model.id]
 
 
 class AuditEventView(SecureModelView):
-    """The audit trail, read-only."""
+    """The audit trail, read-only: each event as a sentence (portal/audit_sentences.py), its raw
+    details a click away."""
 
     can_create = False
     can_edit = False
-    column_list = ("created_at", "actor", "action", "object", "organisation", "details", "ip")
-    column_details_list = column_list
+    column_list = ("created_at", "sentence", "organisation", "details", "ip")
+    column_details_list = ("created_at", "sentence", "actor", "action", "object", "organisation", "details",
+                           "ip")
     column_select_related_list = (AuditEvent.actor,)
     column_sortable_list = ("created_at",)
     column_default_sort = ("id", True)
     column_filters = (
-        FilterEqual(AuditEvent.action, _l("Action"), options=list(ACTION_LABELS.items())),
+        FilterEqual(AuditEvent.action, _l("Action"), options=list(audit_sentences.ACTION_LABELS.items())),
         OrganisationNameFilter(AuditEvent.organisation_id, _l("Organisation")),
         IntEqualFilter(AuditEvent.organisation_id, _l("N° d'organisation")),
     )
-    column_labels = {"created_at": _l("Date"), "actor": _l("Auteur"), "action": _l("Action"),
-                     "object": _l("Objet"), "organisation": _l("Organisation"),
+    column_labels = {"created_at": _l("Date"), "sentence": _l("Événement"), "actor": _l("Auteur"),
+                     "action": _l("Action"), "object": _l("Objet"), "organisation": _l("Organisation"),
                      "details": _l("Détails"), "ip": _l("Adresse IP")}
     column_formatters = {
         "created_at": date_cell, "organisation": _audit_organisation_cell, "details": _audit_details_cell,
+        "sentence": _audit_sentence_cell,
         "actor": lambda view, context, model, name: model.actor.full_name if model.actor else _("Système"),
-        "action": lambda view, context, model, name: ACTION_LABELS.get(model.action, model.action),
+        "action": lambda view, context, model, name: audit_sentences.action_label(model.action),
         "object": lambda view, context, model, name: f"{model.object_type} #{model.object_id}",
     }
 
@@ -296,8 +288,10 @@ class AuditEventView(SecureModelView):
         ids = {event.organisation_id for event in events if event.organisation_id is not None}
         names = dict(db.session.execute(select(Organisation.id, Organisation.name)
                                         .where(Organisation.id.in_(ids))).all()) if ids else {}
+        sentences = audit_sentences.describe_all(events)
         for event in events:
             event.organisation_name = names.get(event.organisation_id)
+            event.sentence = sentences[event.id]
         return count, events
 
 
