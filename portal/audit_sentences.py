@@ -202,9 +202,10 @@ def _quote_sent(facts: Facts) -> str:
 
 
 def _decider(facts: Facts) -> str:
-    if facts.get("on_behalf"):
-        return _("%(actor)s pour le compte du client", actor=facts.actor)
-    return facts.actor
+    if not facts.get("on_behalf"):
+        return facts.actor
+    return (_("%(actor)s pour le compte du client (« %(note)s »)", actor=facts.actor, note=facts["note"])
+            if facts.get("note") else _("%(actor)s pour le compte du client", actor=facts.actor))
 
 
 @wording("quote.accepted")

@@ -15,7 +15,7 @@ from .delivery import webhooks, worker
 from .demo import DEMO_CLIENT_PASSWORD, DEMO_STAFF_PASSWORD, load_demo
 from .exceptions import DomainError
 from .extensions import db
-from .labels import french_date
+from .labels import format_number, french_count, french_date, period_label
 from .models import ApiKey, StaffRole, User, UserKind
 
 
@@ -51,7 +51,8 @@ def staff_cli() -> None:
 
 @staff_cli.command("create", help="Crée un compte de l'équipe ; le mot de passe est demandé.")
 @click.argument("email")
-@click.option("--role", type=click.Choice([role.value for role in StaffRole]), required=True)
+@click.option("--role", type=click.Choice([role.value for role in StaffRole]), required=True,
+              help="Rôle du compte : admin (administrateur) ou sales (commercial).")
 @click.option("--name", default="", help="Nom complet (par défaut : l'adresse).")
 def staff_create(email: str, role: str, name: str) -> None:
     email = email.strip().lower()
@@ -95,19 +96,27 @@ def close_month(period: str | None, batch_size: int) -> None:
     except DomainError as error:
         raise click.ClickException(str(error)) from error
     organisation_ids = monthly.pending_organisation_ids(period)
-    with click.progressbar(length=len(organisation_ids), label=f"Clôture {period}",
+    with click.progressbar(length=len(organisation_ids), label=f"Clôture de {period_label(period)}",
                            file=sys.stderr) as bar:
         summary = monthly.close_month(period, on_organisation_done=lambda _: bar.update(1),
                                       batch_size=batch_size)
-    click.echo(f"Période {period} : {len(summary.invoices)} facture(s) émise(s), "
-               f"{summary.already_billed} organisation(s) déjà facturée(s), "
-               f"{len(summary.failures)} échec(s).")
+    click.echo(_close_summary(summary))
     for number in summary.invoices:
         click.echo(f"  {number}")
     for organisation_id, message in summary.failures:
         click.echo(f"  Organisation {organisation_id} : {message}", err=True)
     if summary.failures:
         sys.exit(1)
+
+
+def _close_summary(summary: monthly.CloseSummary) -> str:
+    """« Clôture de novembre 2026 : 2 factures émises ; 3 organisations déjà facturées ; 0 échec. »"""
+    billed = summary.already_billed_in_all
+    return (f"Clôture de {period_label(summary.period)} : "
+            f"{french_count(len(summary.invoices), 'facture émise', 'factures émises')} ; "
+            f"{french_count(billed, 'organisation déjà facturée', 'organisations déjà facturées')}"
+            f"{' (rien à refaire)' if billed and not summary.invoices and not summary.failures else ''} ; "
+            f"{french_count(len(summary.failures), 'échec', 'échecs')}.")
 
 
 @click.group("quotes", help="Devis.")
@@ -119,14 +128,14 @@ def quotes_cli() -> None:
 def expire() -> None:
     expired = quote_expiry.expire_overdue()
     db.session.commit()
-    click.echo(f"{len(expired)} devis expiré(s).")
+    click.echo(f"{french_count(len(expired), 'devis expiré', 'devis expirés')}.")
 
 
 @quotes_cli.command("remind", help="Envoie les rappels des devis qui arrivent à échéance (J-7 et J-1).")
 def remind() -> None:
     count = quote_expiry.remind_expiring()
     db.session.commit()
-    click.echo(f"{count} rappel(s) mis en file d'envoi.")
+    click.echo(f"{french_count(count, 'rappel mis', 'rappels mis')} en file d'envoi.")
 
 
 # --- API keys: for deployment scripts -----------------------------------------------------------
@@ -218,13 +227,15 @@ def _describe_transport() -> str:
 def outbox_send(limit: int) -> None:
     closes = monthly.run_queued_closes()
     if closes:
-        click.echo(f"{closes} clôture(s) mensuelle(s) exécutée(s).")
+        click.echo(f"{french_count(closes, 'clôture mensuelle exécutée', 'clôtures mensuelles exécutées')}.")
     result = worker.send_pending(limit=limit)
-    click.echo(f"{result.sent} email(s) envoyé(s), {result.retried} à réessayer plus tard, "
-               f"{result.failed} en échec ({_describe_transport()}).")
+    click.echo(f"{french_count(result.sent, 'email envoyé', 'emails envoyés')}, "
+               f"{format_number(result.retried)} à réessayer plus tard, "
+               f"{format_number(result.failed)} en échec ({_describe_transport()}).")
     deliveries = webhooks.deliver_pending(limit=limit)
-    click.echo(f"{deliveries.delivered} webhook(s) livré(s), {deliveries.retried} à réessayer plus "
-               f"tard, {deliveries.failed} en échec.")
+    click.echo(f"{french_count(deliveries.delivered, 'webhook livré', 'webhooks livrés')}, "
+               f"{format_number(deliveries.retried)} à réessayer plus tard, "
+               f"{format_number(deliveries.failed)} en échec.")
 
 
 @outbox_cli.command("work", help="Envoie les emails et les webhooks, et exécute les clôtures "
@@ -286,10 +297,12 @@ def payments_reconcile() -> None:
             failures.append((intent_id, str(error)))
             continue
         db.session.commit()  # each intent on its own: a later failure keeps what is settled
-    click.echo(f"{counts[Outcome.RECORDED]} paiement(s) enregistré(s), "
-               f"{counts[Outcome.ALREADY_RECORDED]} déjà enregistré(s), "
-               f"{counts[Outcome.FLAGGED] + counts[Outcome.REFUSED]} signalé(s) à l'équipe, "
-               f"{len(failures)} échec(s).")
+    flagged = counts[Outcome.FLAGGED] + counts[Outcome.REFUSED]
+    click.echo(", ".join((
+        french_count(counts[Outcome.RECORDED], "paiement enregistré", "paiements enregistrés"),
+        french_count(counts[Outcome.ALREADY_RECORDED], "déjà enregistré", "déjà enregistrés"),
+        french_count(flagged, "signalé à l'équipe", "signalés à l'équipe"),
+        french_count(len(failures), "échec", "échecs"))) + ".")
     for intent_id, message in failures:
         click.echo(f"  {intent_id} : {message}", err=True)
     if failures:

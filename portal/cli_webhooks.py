@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select
 from . import events, webhook_endpoints
 from .exceptions import DomainError
 from .extensions import db
-from .labels import french_date
+from .labels import french_count, french_date
 from .models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 ALL_TYPES = "all"
@@ -57,7 +57,8 @@ def webhooks_list() -> None:
         pending, failed = counts.get(endpoint.id, (0, 0))
         state = "activé" if endpoint.enabled else "désactivé"
         click.echo(f"{endpoint.id}  {endpoint.url}  [{' '.join(endpoint.event_type_list)}]  {state}, "
-                   f"{pending} envoi(s) en attente, {failed} en échec")
+                   f"{french_count(pending, 'envoi en attente', 'envois en attente')}, "
+                   f"{french_count(failed, 'en échec', 'en échec')}")
 
 
 @webhooks_cli.command("rotate", help="Remplace le secret de signature d'un point de réception et affiche le "

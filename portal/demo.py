@@ -44,6 +44,8 @@ DEMO_CLIENT_PASSWORD = "demo-client-2026"
 
 # Addresses reserved for documentation (RFC 5737): the clients' browsers in the decisions' evidence.
 CLIENT_IPS = {"dupont": "203.0.113.24", "martin": "198.51.100.7", "lefevre": "192.0.2.45"}
+# How the client asked staff to validate on its behalf (the note staff write, kept in the evidence).
+ON_BEHALF_NOTE = "Demande par téléphone du responsable du cabinet, confirmée par email le jour même"
 
 
 class DemoOrganisation(NamedTuple):
@@ -164,7 +166,7 @@ class Story:
             actor = self.admin if by is None else self.member(slug, by)
             ip = CLIENT_IPS[slug] if channel == Channel.PORTAL else None
             quotes.accept(self.quotes[key], actor=actor, terms_version=self.terms, channel=channel,
-                          ip=ip, now=now)
+                          ip=ip, now=now, note=ON_BEHALF_NOTE if by is None else None)
 
         self.at(when, step)
 

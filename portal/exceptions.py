@@ -189,7 +189,7 @@ class PaymentReferenceTaken(PaymentMismatch):
 
 
 class InsufficientCredits(DomainError):
-    message = _l("Solde de crédits insuffisant : %(balance)s crédit(s) disponible(s).")
+    message = _l("Solde de crédits insuffisant (solde disponible : %(balance)s).")
 
 
 class InvalidConsumption(InvalidInput):
@@ -588,3 +588,15 @@ class WebhookEndpointDisabled(DomainError):
 
 class WebhookDeliveryNotResendable(DomainError):
     message = _l("Cet envoi est déjà en file d'attente : il part à sa prochaine tentative.")
+
+
+# --- Decisions on the client's behalf -----------------------------------------------------------
+
+
+class OnBehalfNoteMissing(InvalidInput):
+    message = _l("Indiquez comment le client a demandé cette décision (par exemple « demande par "
+                 "téléphone de M. Martin le 3/12 ») : la note est gardée dans la preuve et lui est montrée.")
+
+
+class OnBehalfNoteTooLong(InvalidInput):
+    message = _l("La note fait %(maximum)s caractères au plus.")

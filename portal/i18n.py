@@ -39,6 +39,15 @@ def gettext(string: str, **variables) -> str:
     return translated % variables if variables else translated
 
 
+def ngettext_raw(singular: str, plural: str, n: int) -> str:
+    """The form of `n` through this request's catalogue, unformatted. An untranslated message is
+    French, the source language, whose singular covers 0 and 1 (gettext's fallback knows only 1)."""
+    text = request_translations().ungettext(singular, plural, n)
+    if text in (singular, plural):
+        text = singular if abs(n) < 2 else plural
+    return text
+
+
 def lazy_gettext(string: str, **variables) -> LazyString:
     """Flask-Babel's lazy_gettext, translated through this request's catalogue when shown: the
     enum labels, column headers and form labels made at import are translated again on every
@@ -63,7 +72,7 @@ def install(app: Flask) -> None:
     app.before_request(preload_wtforms_catalogue)
     app.jinja_env.install_gettext_callables(
         gettext=gettext,
-        ngettext=lambda singular, plural, n: request_translations().ungettext(singular, plural, n),
+        ngettext=ngettext_raw,
         pgettext=lambda context, string: request_translations().upgettext(context, string),
         npgettext=lambda context, singular, plural, n: request_translations().unpgettext(
             context, singular, plural, n),

@@ -7,10 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from flask import Flask
-from flask_babel import get_locale
+from flask_babel import format_date, get_locale
 
-from .dates import PARIS
+from .dates import PARIS, period_bounds
+from .exceptions import InvalidPeriod
+from .i18n import gettext as _
 from .i18n import lazy_gettext as _l
+from .i18n import ngettext_raw
 from .models import (
     BillingMode,
     Channel,
@@ -100,11 +103,75 @@ LABELS_BY_ENUM: dict[type[enum.Enum], dict[enum.Enum, object]] = {
 }
 
 
+# Where the client reads a status differently from staff: a sent quote waits for the client's own
+# decision, so the client reads what to do, staff read whom it waits for.
+CLIENT_LABELS: dict[enum.Enum, object] = {
+    QuoteStatus.SENT: _l("À valider"),
+}
+
+
 def label(value: enum.Enum | None) -> str:
     """The French label of an enum value ('' for None)."""
     if value is None:
         return ""
     return str(LABELS_BY_ENUM.get(type(value), {}).get(value, value.value))
+
+
+def client_label(value: enum.Enum | None) -> str:
+    """The label a client user reads (templates/client/): the staff label unless it differs."""
+    if isinstance(value, QuoteStatus) and value in CLIENT_LABELS:
+        return str(CLIENT_LABELS[value])
+    return label(value)
+
+
+def plural(singular: str, plural_form: str, n: int, **variables) -> str:
+    """ngettext through this request's catalogue; `%(count)s` is `n`, grouped (1 500), unless given."""
+    variables.setdefault("count", format_number(n))
+    return ngettext_raw(singular, plural_form, n) % variables
+
+
+def format_number(value: int | None) -> str:
+    """1 500, -12 000: thousands grouped by a narrow no-break space, as amounts are (money.py)."""
+    if value is None:
+        return ""
+    grouped = f"{abs(value):,}".replace(",", "\u202f")
+    return f"-{grouped}" if value < 0 else grouped
+
+
+def format_signed(value: int) -> str:
+    """+1 500, -3, 0: a movement of credits."""
+    return ("+" if value > 0 else "") + format_number(value)
+
+
+def credits_text(count: int, signed: bool = False) -> str:
+    """« 1 crédit », « 1 500 crédits », « -2 crédits » (« +3 crédits » if `signed`)."""
+    shown = format_signed(count) if signed else format_number(count)
+    return plural("%(count)s crédit", "%(count)s crédits", abs(count), count=shown)
+
+
+def french_count(count: int, singular: str, plural_form: str) -> str:
+    """The command line's French (it is not translated): « 1 facture émise », « 0 facture émise »,
+    « 1 500 factures émises »; French takes the singular below two."""
+    return f"{format_number(count)} {singular if abs(count) < 2 else plural_form}"
+
+
+def quote_reference_label(quote) -> str:
+    """A quote's name as people read it: its number, or « Brouillon n° 13 » before it has one.
+    Takes anything with `id`, `number` and `revision` (a Quote, a list's row)."""
+    if not quote.number:
+        return _("Brouillon n° %(id)s", id=quote.id)
+    return quote.number if quote.revision == 1 else f"{quote.number}-R{quote.revision}"
+
+
+def period_label(period: str | None) -> str:
+    """A billing period 2026-11 as « novembre 2026 » (in the reader's language)."""
+    if not period:
+        return ""
+    try:
+        first, _next = period_bounds(period)
+    except InvalidPeriod:
+        return period  # a mistyped period is shown as typed, in the refusal that names it
+    return format_date(first, "MMMM y")
 
 
 def vat_rate(basis_points: int) -> str:
@@ -133,6 +200,11 @@ def _paris_offset(utc_hour: datetime) -> timedelta:
 
 
 def register(app: Flask) -> None:
-    """Jinja filters `label`, `money` (cents), `vat`, `fdate`; the global `get_locale`."""
-    app.jinja_env.filters.update(label=label, money=format_amount, vat=vat_rate, fdate=french_date)
+    """Jinja filters `label`, `client_label`, `money` (cents), `vat`, `fdate`, `number`, `signed`, `credits`,
+    `quote_ref`, `period`; the global `get_locale`."""
+    app.jinja_env.filters.update(label=label, client_label=client_label, money=format_amount,
+                                 vat=vat_rate, fdate=french_date, number=format_number,
+                                 signed=format_signed,
+                                 credits=credits_text, quote_ref=quote_reference_label,
+                                 period=period_label)
     app.jinja_env.globals["get_locale"] = get_locale

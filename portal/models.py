@@ -315,7 +315,7 @@ class QuoteRequestLine(db.Model):
 def quote_reference(quote_id: int, number: str | None, revision: int) -> str:
     """A quote's reference from its columns (Quote.reference, and lists that read columns only)."""
     if not number:
-        return f"Brouillon #{quote_id}"
+        return f"Brouillon n° {quote_id}"
     return number if revision == 1 else f"{number}-R{revision}"
 
 
@@ -423,6 +423,8 @@ class Decision(db.Model):
     # The actor's role when deciding (a ClientRole or StaffRole value): roles change, evidence not.
     # Empty for the decisions recorded before the column existed.
     actor_role: Mapped[str | None] = mapped_column(String(20))
+    # A decision taken by staff on the client's behalf: how the client asked for it, in staff's words.
+    on_behalf_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     quote: Mapped[Quote] = relationship(back_populates="decision")

@@ -107,8 +107,14 @@ def preview_month(period: str) -> list[OrganisationPreview]:
 class CloseSummary:
     period: str
     invoices: list[str] = field(default_factory=list)
-    already_billed: int = 0
+    already_billed: int = 0  # pending when the run began, billed meanwhile by another runner
     failures: list[tuple[int, str]] = field(default_factory=list)
+    billed_before: int = 0  # organisations billed for the period before this run began (a rerun)
+
+    @property
+    def already_billed_in_all(self) -> int:
+        """Organisations this run found billed already: before it began, or by another runner."""
+        return self.billed_before + self.already_billed
 
 
 def close_month(
@@ -128,9 +134,9 @@ def close_month(
     """
     check_closable(period, now)
     organisation_ids = pending_organisation_ids(period)
+    summary = CloseSummary(period, billed_before=close_progress(period).issued)
     _forget_cached_plans()
     db.session.rollback()  # end the read transaction before the billing ones
-    summary = CloseSummary(period)
     actor_id = actor.id if actor else None
     for start in range(0, len(organisation_ids), batch_size):
         batch = organisation_ids[start:start + batch_size]
@@ -373,7 +379,7 @@ def _run_close_job(job_id: int, *, now: datetime | None) -> None:
     failures = "\n".join(f"{_organisation_name(organisation_id)} : {message}"
                           for organisation_id, message in summary.failures)
     _finish_close_job(job_id, CloseJobStatus.DONE, issued_count=len(summary.invoices),
-                      already_billed_count=summary.already_billed,
+                      already_billed_count=summary.already_billed_in_all,
                       failures_count=len(summary.failures), error=failures or None)
     log.info("Monthly close %s (job %s): %s invoice(s) issued, %s failure(s)", period, job_id,
              len(summary.invoices), len(summary.failures))

@@ -16,7 +16,7 @@ from sqlalchemy import Insert, insert, select, update
 from . import audit, auth
 from .exceptions import EmailNotRetryable
 from .extensions import db
-from .models import LoginToken, OutboxEmail, OutboxStatus, Quote, QuoteRequest, User, utcnow
+from .models import Decision, LoginToken, OutboxEmail, OutboxStatus, Quote, QuoteRequest, User, utcnow
 
 # Context keys of an email carrying a magic link to a quote: the token's id and seed (never the
 # token), renewed by `retry_failed`.
@@ -114,6 +114,18 @@ def enqueue_monthly_acceptance(quote: Quote, addresses: Iterable[str]) -> None:
     insert_new([{"recipient": address, "template": MONTHLY_ACCEPTED_TEMPLATE,
                  "context": {"quote_id": quote.id},
                  "dedupe_key": f"{MONTHLY_ACCEPTED_TEMPLATE}:{quote.id}:{address}"}
+                for address in sorted(set(addresses))])
+
+
+ON_BEHALF_TEMPLATE = "decided_on_behalf"
+
+
+def enqueue_decided_on_behalf(decision: Decision, addresses: Iterable[str]) -> None:
+    """Queue, once per address, the email telling a client's responsable that staff used its mandate
+    to decide a quote: plain INSERTs, as a quote is decided only once."""
+    insert_new([{"recipient": address, "template": ON_BEHALF_TEMPLATE,
+                 "context": {"quote_id": decision.quote_id, "decision_id": decision.id},
+                 "dedupe_key": f"{ON_BEHALF_TEMPLATE}:{decision.id}:{address}"}
                 for address in sorted(set(addresses))])
 
 

@@ -40,6 +40,8 @@ from .exceptions import (
     MandateChangeNotAllowed,
     MandateMissing,
     NotAllowed,
+    OnBehalfNoteMissing,
+    OnBehalfNoteTooLong,
     PriceTooLarge,
     QuantityOutOfRange,
     QuoteExpired,
@@ -86,6 +88,7 @@ MAX_UNIT_PRICE_CENTS = 999_999_999_99  # what an amount field accepts: 999 999 9
 MAX_TOTAL_CENTS = 10**15
 MAX_TOTAL_CREDITS = 2**31 - 1
 MAX_ID = 2**31 - 1  # primary keys are 32-bit: a larger id names nothing (and would not bind)
+ON_BEHALF_NOTE_MAX = 500  # a line or two of how the client asked, not a transcript
 
 
 @dataclass(frozen=True)
@@ -429,12 +432,13 @@ def quote_content_hash(quote: Quote) -> str:
 
 def accept(quote: Quote, *, actor: User, terms_version: TermsVersion | None, channel: Channel,
            ip: str | None = None, user_agent: str | None = None,
-           now: datetime | None = None) -> Decision:
+           now: datetime | None = None, note: str | None = None) -> Decision:
     """Accept a sent quote under `terms_version`, the CGV the client read (refused unless it is the
-    version in force): per order, issue its invoice; monthly, grant its credits."""
+    version in force): per order, issue its invoice; monthly, grant its credits. Staff, under the
+    mandate, write in `note` how the client asked."""
     now = now or utcnow()
     decision = _decide(quote, DecisionKind.ACCEPTED, actor=actor, terms_version=terms_version,
-                       channel=channel, ip=ip, user_agent=user_agent, now=now, reason=None)
+                       channel=channel, ip=ip, user_agent=user_agent, now=now, reason=None, note=note)
     if quote.billing_mode == BillingMode.MONTHLY:
         quote.billing_period = paris_today(now).strftime("%Y-%m")
         db.session.flush()
@@ -456,18 +460,21 @@ def _monthly_acceptance_addresses(quote: Quote, actor: User) -> list[str]:
 
 def refuse(quote: Quote, *, actor: User, terms_version: TermsVersion | None, channel: Channel,
            reason: str | None = None, ip: str | None = None, user_agent: str | None = None,
-           now: datetime | None = None) -> Decision:
-    """Refuse a sent quote, with an optional reason."""
+           now: datetime | None = None, note: str | None = None) -> Decision:
+    """Refuse a sent quote, with an optional reason (staff, under the mandate: and a `note`)."""
     return _decide(quote, DecisionKind.REFUSED, actor=actor, terms_version=terms_version,
                    channel=channel, ip=ip, user_agent=user_agent, now=now or utcnow(),
-                   reason=(reason or "").strip() or None)
+                   reason=(reason or "").strip() or None, note=note)
 
 
 def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: TermsVersion | None,
             channel: Channel, ip: str | None, user_agent: str | None, now: datetime,
-            reason: str | None) -> Decision:
+            reason: str | None, note: str | None) -> Decision:
     organisation = quote.organisation
     _check_decider(actor, organisation)
+    on_behalf = actor.kind == UserKind.STAFF
+    # Checked before anything changes; a client deciding for themselves is asked for no note.
+    note = check_on_behalf_note(note) if on_behalf else None
     if quote.status != QuoteStatus.SENT:
         raise QuoteNotPending()
     if quote.valid_until is not None and quote.valid_until < paris_today(now):
@@ -477,7 +484,6 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
     # that a version published meanwhile is seen at the very moment the quote is decided.
     if terms_version is None or not _transition(quote, target, terms_id=terms_version.id, decided_at=now):
         raise _why_undecided(terms_version)
-    on_behalf = actor.kind == UserKind.STAFF
     decision = Decision(
         quote_id=quote.id, kind=kind, actor_id=actor.id, organisation_id=organisation.id,
         channel=channel, terms_version_id=terms_version.id, terms_sha256=terms_version.sha256,
@@ -485,12 +491,13 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
         mandate_granted_by_id=organisation.staff_validation_changed_by_id if on_behalf else None,
         mandate_granted_at=organisation.staff_validation_changed_at if on_behalf else None,
         ip=ip, user_agent=(user_agent or "")[:500] or None, reason=reason, created_at=now,
-        actor_role=(actor.staff_role if on_behalf else actor.client_role).value,
+        actor_role=(actor.staff_role if on_behalf else actor.client_role).value, on_behalf_note=note,
     )
     db.session.add(decision)
     db.session.flush()
     audit.record(f"quote.{kind.value}", quote, actor=actor, organisation_id=organisation.id, ip=ip,
-                 channel=channel, terms=terms_version.version_label, on_behalf=on_behalf, reason=reason)
+                 channel=channel, terms=terms_version.version_label, on_behalf=on_behalf, reason=reason,
+                 **({"note": note} if on_behalf else {}))
     events.record(f"quote.{kind.value}", organisation, quote_json(quote), now=now)
     # No lookup of the dedupe key: a quote is decided once (the compare-and-set above).
     outbox.insert_new([{"author_id": quote.created_by_id,
@@ -498,7 +505,27 @@ def _decide(quote: Quote, kind: DecisionKind, *, actor: User, terms_version: Ter
                         "template": "quote_decided",
                         "context": {"quote_id": quote.id, "decision_id": decision.id},
                         "dedupe_key": f"quote_decided:{quote.id}"}], DECIDED_EMAIL)
+    if on_behalf:
+        outbox.enqueue_decided_on_behalf(decision, _responsable_addresses(organisation))
     return decision
+
+
+def check_on_behalf_note(note: str | None) -> str:
+    """Staff's note of how the client asked for a decision on its behalf: required, 500 characters
+    at most; returned stripped."""
+    note = (note or "").strip()
+    if not note:
+        raise OnBehalfNoteMissing()
+    if len(note) > ON_BEHALF_NOTE_MAX:
+        raise OnBehalfNoteTooLong(maximum=ON_BEHALF_NOTE_MAX)
+    return note
+
+
+def _responsable_addresses(organisation: Organisation) -> list[str]:
+    """Whoever may withdraw the mandate: the organisation's active responsables."""
+    return list(db.session.scalars(select(User.email).where(
+        User.organisation_id == organisation.id, User.client_role == ClientRole.RESPONSABLE,
+        User.active.is_(True))))
 
 
 def _why_undecided(terms_version: TermsVersion | None) -> DomainError:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from portal import billing, credits, monthly, quotes
 from portal.dates import paris_today
 from portal.extensions import db
+from portal.labels import period_label
 from portal.models import (
     BillingMode,
     Channel,
@@ -230,16 +231,16 @@ def _queue_close(staff_client, period: str):
 def test_the_button_queues_the_close_and_a_worker_pass_runs_it(staff_client, monthly_quotes):
     period, org, accepted = monthly_quotes
     html = page_text(staff_client.get("/admin/cloture-mensuelle/"))
-    assert f"Aperçu de la période {period}" in html and org.name in html
+    assert f"Aperçu de {period_label(period)}" in html and org.name in html
     assert all(quote.reference in html for quote in accepted)
     assert "480,00\u00a0€" in html  # 2 × 240,00 € TTC
     response = _queue_close(staff_client, period)
     assert response.status_code == 303
     html = page_text(staff_client.get(response.headers["Location"]))
-    assert (f"La clôture de {period} est en file d'attente : elle sera exécutée par le service "
+    assert (f"La clôture de {period_label(period)} est en file d'attente : elle sera exécutée par le service "
             "d'envoi (flask outbox work) dans quelques secondes.") in html
-    assert f"Clôture de {period} : En file d'attente" in html
-    assert "0 facture(s) émise(s) sur 1 organisation(s) à facturer" in html
+    assert f"Clôture de {period_label(period)} : En file d'attente" in html
+    assert "Avancement : 0 facture émise sur 1 organisation à facturer." in html
     assert _count(Invoice, Invoice.billing_period == period) == 0  # nothing billed in the request
     job = monthly.latest_close_job(period)
     assert job.status == CloseJobStatus.QUEUED and job.requested_by_id == accepted[0].created_by_id
@@ -252,7 +253,7 @@ def test_the_button_queues_the_close_and_a_worker_pass_runs_it(staff_client, mon
     assert (job.status, job.issued_count, job.failures_count, job.error) == (CloseJobStatus.DONE, 1, 0, None)
     assert job.started_at and job.finished_at
     html = page_text(staff_client.get(f"/admin/cloture-mensuelle/?periode={period}"))
-    assert f"Clôture de {period} : Terminée" in html and "1 facture(s) émise(s) sur 1" in html
+    assert f"Clôture de {period_label(period)} : Terminée" in html and "1 facture émise sur 1" in html
     assert monthly.run_queued_closes() == 0
 
     _queue_close(staff_client, period)  # closing again: a job that bills nothing more
@@ -307,7 +308,8 @@ def test_failures_are_reported_by_organisation(staff_client, monthly_quotes):
     _queue_close(staff_client, period)
     monthly.run_queued_closes()
     html = page_text(staff_client.get(f"/admin/cloture-mensuelle/?periode={period}"))
-    assert "0 facture(s) émise(s), 0 organisation(s) déjà facturée(s), 1 échec(s)" in html
+    assert " ".join(html.split()).count(
+        "0 facture émise ; 0 organisation déjà facturée pour ce mois ; 1 échec.") == 1
     assert org.name in html and "le SIREN" in html
     assert _count(Invoice, Invoice.billing_period == period) == 0
 

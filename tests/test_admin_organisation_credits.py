@@ -56,8 +56,8 @@ def test_an_adjustment_is_confirmed_with_the_balance_before_and_after(staff_memb
                       {"amount": "-15", "reason": "Analyse ratée, remboursée"}, form_url=_tab(org))
     assert first.status_code == 200
     shown = _shown(first)
-    assert "Solde actuel 40 crédit(s)" in shown and "Ajustement -15" in shown
-    assert "Solde après l’ajustement 25 crédit(s)" in shown and "Analyse ratée, remboursée" in shown
+    assert "Solde actuel 40 crédits" in shown and "Ajustement -15" in shown
+    assert "Solde après l’ajustement 25 crédits" in shown and "Analyse ratée, remboursée" in shown
     assert len(_adjustments(org)) == 1  # nothing written before the confirmation
     confirmed = staff_member.post(_adjust_url(org), data={
         "csrf_token": csrf_token(staff_member, _tab(org)), "amount": "-15",
@@ -71,8 +71,8 @@ def test_an_adjustment_is_confirmed_with_the_balance_before_and_after(staff_memb
                               .order_by(AuditEvent.id.desc()))
     assert event.actor_id == staff_member.member.id and event.ip == "127.0.0.1"
     tab = _shown(staff_member.get(_tab(org)))
-    assert "Ajustement de -15 crédit(s) enregistré : le solde est de 25." in tab
-    assert "Solde : 25 crédit(s)" in tab and staff_member.member.full_name in tab
+    assert "Ajustement de -15 crédits enregistré : le solde est de 25 crédits." in tab
+    assert "Solde : 25 crédits" in tab and staff_member.member.full_name in tab
 
 
 def test_the_confirmation_is_shown_again_when_the_balance_moved_meanwhile(staff_member, org):
@@ -83,7 +83,7 @@ def test_the_confirmation_is_shown_again_when_the_balance_moved_meanwhile(staff_
         "balance_seen": "40", "confirm": "y"})
     shown = _shown(response)
     assert "Le solde a changé depuis la page précédente" in shown
-    assert "Solde actuel 30 crédit(s)" in shown and "Solde après l’ajustement 35 crédit(s)" in shown
+    assert "Solde actuel 30 crédits" in shown and "Solde après l’ajustement 35 crédits" in shown
     assert len(_adjustments(org)) == 1
 
 
@@ -98,7 +98,7 @@ def test_a_bad_adjustment_is_refused_on_the_tab_and_writes_nothing(staff_member,
     response = post_form(staff_member, _adjust_url(org), {**data, "confirm": "y", "balance_seen": "40"},
                          form_url=_tab(org))
     assert response.status_code == 200 and message in page_text(response)
-    assert "Solde : 40 crédit(s)" in _shown(response)  # the tab, with its ledger
+    assert "Solde : 40 crédits" in _shown(response)  # the tab, with its ledger
     assert len(_adjustments(org)) == 1
 
 
@@ -106,7 +106,7 @@ def test_an_adjustment_below_zero_is_not_offered_for_confirmation(staff_member, 
     response = post_form(staff_member, _adjust_url(org), {"amount": "-41", "reason": "Trop"},
                          form_url=_tab(org))
     shown = _shown(response)
-    assert "Solde de crédits insuffisant : 40 crédit(s) disponible(s)." in shown
+    assert "Solde de crédits insuffisant (solde disponible : 40)." in shown
     assert "Confirmer l’ajustement" not in shown
     forced = staff_member.post(_adjust_url(org), data={
         "csrf_token": csrf_token(staff_member, _tab(org)), "amount": "-41", "reason": "Trop",

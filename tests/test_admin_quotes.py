@@ -160,7 +160,8 @@ def test_validating_on_behalf_with_a_huge_terms_id_is_refused_cleanly(client, ma
     quote = world["quote"]
     caplog.set_level(logging.WARNING)
     for terms_id in ("9" * 5000, str(2**63), "NaN", "-1"):
-        data = {**form_tokens(client, f"/admin/devis/{quote.id}/valider"), "terms_version_id": terms_id}
+        data = {**form_tokens(client, f"/admin/devis/{quote.id}/valider"), "terms_version_id": terms_id,
+                "on_behalf_note": "Demande par téléphone"}
         response = client.post(f"/admin/devis/{quote.id}/valider", data=data, follow_redirects=True)
         assert response.status_code == 200
         assert "Conditions Générales de Vente" in html.unescape(response.get_data(as_text=True))
@@ -232,7 +233,7 @@ def test_validate_on_behalf_with_the_mandate(client, make):
     page = client.get(f"/admin/devis/{quote.id}/valider").get_data(as_text=True)
     assert world["terms"].version_label in page and "Valider" in page
     data = {**form_tokens(client, f"/admin/devis/{quote.id}/valider"),
-            "terms_version_id": str(world["terms"].id)}
+            "terms_version_id": str(world["terms"].id), "on_behalf_note": "Demande par téléphone"}
     client.post(f"/admin/devis/{quote.id}/valider", data=data)
     decision = db.session.scalar(select(Decision))
     assert decision.channel == Channel.BACK_OFFICE and decision.actor_id == world["admin"].id
@@ -246,7 +247,7 @@ def test_validate_on_behalf_of_a_monthly_client_grants_credits(client, make):
     sign_in(client, world["admin"])
     quote = world["quote"]
     data = {**form_tokens(client, f"/admin/devis/{quote.id}/valider"),
-            "terms_version_id": str(world["terms"].id)}
+            "terms_version_id": str(world["terms"].id), "on_behalf_note": "Demande par téléphone"}
     client.post(f"/admin/devis/{quote.id}/valider", data=data)
     assert _count(CreditEntry) == 1 and _count(Invoice) == 0
 

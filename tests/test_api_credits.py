@@ -111,7 +111,7 @@ def test_a_consumption_beyond_the_balance_is_a_409_with_the_balance_and_changes_
     assert response.status_code == 409
     problem = response.get_json()
     assert (problem["code"], problem["balance"], problem["status"]) == ("insufficient_credits", 5, 409)
-    assert "5 crédit(s)" in problem["detail"]
+    assert "(solde disponible : 5)" in problem["detail"]
     assert credits.credit_balance(org.id) == 5
     # Refused, so not remembered: once funded, the same key goes through.
     _fund(org, 5, make)

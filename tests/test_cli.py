@@ -92,10 +92,10 @@ def test_close_month_command_bills_the_previous_month(runner, make):
     db.session.commit()
     result = runner.invoke(args=["billing", "close-month"])
     assert result.exit_code == 0, result.output
-    assert "1 facture(s) émise(s)" in result.output
+    assert "1 facture émise" in result.output
     assert db.session.scalar(select(Invoice.billing_period)) == monthly.previous_period()
     again = runner.invoke(args=["billing", "close-month"])
-    assert "0 facture(s) émise(s)" in again.output
+    assert "0 facture émise ; 1 organisation déjà facturée" in again.output
     current = runner.invoke(args=["billing", "close-month", "--period", utcnow().strftime("%Y-%m")])
     assert current.exit_code != 0 and "pas terminée" in current.output
     malformed = runner.invoke(args=["billing", "close-month", "--period", "2026-1"])

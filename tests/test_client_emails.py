@@ -31,8 +31,9 @@ def _emails() -> list[OutboxEmail]:
 def _accept(world, actor=None, quote=None, now=ACCEPTED_AT):
     quote = quote or world["quote"]
     quote.valid_until = date(2027, 4, 30)
-    return quotes.accept(quote, actor=actor or world["users"][ClientRole.GESTIONNAIRE],
-                         terms_version=world["terms"], channel=Channel.PORTAL, now=now)
+    actor = actor or world["users"][ClientRole.GESTIONNAIRE]
+    return quotes.accept(quote, actor=actor, terms_version=world["terms"], channel=Channel.PORTAL, now=now,
+                         note="Demande par téléphone" if actor.is_staff else None)
 
 
 @pytest.fixture

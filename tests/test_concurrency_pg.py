@@ -519,8 +519,8 @@ def test_close_month_cli_in_two_processes_at_once_bills_each_organisation_month_
     issued = 0
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stdout + stderr
-        issued += int(re.search(r"(\d+) facture\(s\) émise\(s\)", stdout).group(1))
-        assert "0 échec(s)" in stdout, stdout
+        issued += int(re.search(r"(\d+) factures? émises?", stdout).group(1))
+        assert "0 échec." in stdout, stdout
     assert issued == 8
     assert_billed_once(period, org_ids, quote_ids, late_id)
 

@@ -190,5 +190,5 @@ def test_an_api_consumption_shows_at_once_in_the_portal_and_the_back_office(make
 
     sign_in(client, world["admin"])
     tab = _shown(client.get(f"/admin/organisation/{org.id}/credits"))
-    assert "Solde : 7 crédit(s)" in tab and "analyse-4711" in tab and "Analyse de sol" in tab
+    assert "Solde : 7 crédits" in tab and "analyse-4711" in tab and "Analyse de sol" in tab
     assert f"Clé d’API Plateforme d'analyses {key.prefix}…" in tab

@@ -134,7 +134,7 @@ def test_staff_needs_the_mandate(make):
 def test_staff_with_the_mandate_accepts_and_the_decision_references_it(make):
     world = make.world(mandate=True)
     responsable = world["users"][ClientRole.RESPONSABLE]
-    decision = _accept(world, actor=world["admin"], channel=Channel.BACK_OFFICE)
+    decision = _accept(world, actor=world["admin"], channel=Channel.BACK_OFFICE, note="Par téléphone")
     assert decision.channel == Channel.BACK_OFFICE and decision.actor_id == world["admin"].id
     assert decision.mandate_granted_by_id == responsable.id
     assert decision.mandate_granted_at == world["org"].staff_validation_changed_at

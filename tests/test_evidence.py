@@ -4,6 +4,8 @@ writes; and a decision records the role its actor decided in."""
 
 from __future__ import annotations
 
+import html
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
@@ -125,7 +127,7 @@ def test_a_client_decision_records_the_client_role(make, role):
 def test_a_decision_on_behalf_records_the_staff_role(make, role):
     world = make.world(mandate=True)
     decision = quotes.refuse(world["quote"], actor=make.staff(role), terms_version=world["terms"],
-                             channel=Channel.BACK_OFFICE, reason="Trop cher")
+                             channel=Channel.BACK_OFFICE, reason="Trop cher", note="Demande par email")
     db.session.commit()
     assert db.session.scalar(select(Decision.actor_role).where(Decision.id == decision.id)) == role.value
 
@@ -139,14 +141,14 @@ def test_the_back_office_shows_the_role_the_client_decided_in(staff_client):
     assert f"Par {decider.full_name} en tant que gestionnaire, canal" in page
 
 
-def test_the_portal_shows_the_role_staff_decided_in(client, make):
+def test_the_portal_names_the_staff_member_who_decided_under_the_mandate(client, make):
     world = make.world(mandate=True)
     quotes.accept(world["quote"], actor=world["admin"], terms_version=world["terms"],
-                  channel=Channel.BACK_OFFICE)
+                  channel=Channel.BACK_OFFICE, note="Demande par téléphone")
     db.session.commit()
     sign_in_client(client, world["users"][ClientRole.GESTIONNAIRE])
-    page = client.get(f"/espace-client/devis/{world['quote'].id}").get_data(as_text=True)
-    assert f"par {world['admin'].full_name} en tant qu’administrateur." in page
+    page = html.unescape(client.get(f"/espace-client/devis/{world['quote'].id}").get_data(as_text=True))
+    assert f"Validé par l'équipe du vendeur ({world['admin'].full_name}) le" in page
 
 
 def test_a_decision_without_a_recorded_role_shows_the_name_alone(client, make):

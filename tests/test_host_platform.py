@@ -101,7 +101,7 @@ def test_a_use_of_credits_is_consumed_once_even_when_the_form_is_sent_twice(plat
     assert [entry.external_reference for entry in consumptions] == [f"analyse-{form['use_id'][:8]}"]
 
     beyond = platform.post("/credits/utiliser", data=_fields(platform.get("/")), follow_redirects=True)
-    assert ("Crédits non utilisés : Solde de crédits insuffisant : 5 crédit(s) disponible(s)."
+    assert ("Crédits non utilisés : Solde de crédits insuffisant (solde disponible : 5)."
             in _text(beyond))
     assert credits.credit_balance(platform.world["org"].id) == 5
 

@@ -346,7 +346,7 @@ def test_cli_outbox_send_and_retry(make, runner, smtp_server):
     result = runner.invoke(args=["outbox", "send"])
 
     assert result.exit_code == 0, result.output
-    assert "1 email(s) envoyé(s), 0 à réessayer plus tard, 0 en échec" in result.output
+    assert "1 email envoyé, 0 à réessayer plus tard, 0 en échec" in result.output
     assert len(smtp_server.messages) == 1
     refused = runner.invoke(args=["outbox", "retry", str(_rows()[0].id)])
     assert refused.exit_code == 1
@@ -456,8 +456,8 @@ def test_cli_quotes_remind(make, runner):
     result = runner.invoke(args=["quotes", "remind"])
 
     assert result.exit_code == 0, result.output
-    assert "1 rappel(s) mis en file d'envoi." in result.output
-    assert runner.invoke(args=["quotes", "remind"]).output.startswith("0 rappel(s)")
+    assert "1 rappel mis en file d'envoi." in result.output
+    assert runner.invoke(args=["quotes", "remind"]).output.startswith("0 rappel mis")
 
 
 # --- Attachments ------------------------------------------------------------------------------

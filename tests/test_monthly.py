@@ -243,5 +243,5 @@ def test_flask_outbox_send_runs_the_queued_closes(make, billing_world, runner):
     db.session.commit()
     result = runner.invoke(args=["outbox", "send"])
     assert result.exit_code == 0, result.output
-    assert "1 clôture(s) mensuelle(s) exécutée(s)." in result.output
+    assert "1 clôture mensuelle exécutée." in result.output
     assert _count(Invoice, Invoice.billing_period == "2026-03") == 1

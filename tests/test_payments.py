@@ -459,10 +459,10 @@ def test_a_suppressed_webhook_is_settled_by_reconcile_once(payer, world, card_pa
     unpaid(invoice)
     result = runner.invoke(args=["payments", "reconcile"])
     assert result.exit_code == 0, result.output
-    assert "1 paiement(s) enregistré(s)" in result.output
+    assert "1 paiement enregistré" in result.output
     paid_once(invoice, intent_id)
     again = runner.invoke(args=["payments", "reconcile"])
-    assert again.exit_code == 0 and "0 paiement(s) enregistré(s)" in again.output
+    assert again.exit_code == 0 and "0 paiement enregistré" in again.output
     late = deliver(payer, card_payments.inbox.wait_for(SUCCEEDED, intent_id))
     assert late.get_json()["outcome"] == "already_recorded"
     paid_once(invoice, intent_id)
@@ -471,7 +471,7 @@ def test_a_suppressed_webhook_is_settled_by_reconcile_once(payer, world, card_pa
 def test_reconcile_leaves_unpaid_intents_alone(payer, world, card_payments, runner):
     checkout(payer, world["invoice"])
     result = runner.invoke(args=["payments", "reconcile"])
-    assert result.exit_code == 0 and "0 paiement(s) enregistré(s)" in result.output
+    assert result.exit_code == 0 and "0 paiement enregistré" in result.output
     unpaid(world["invoice"])
 
 

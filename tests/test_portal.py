@@ -288,7 +288,7 @@ def test_parametres_mandate_switch(client, world):
     responsable = world["users"][ClientRole.RESPONSABLE]
     sign_in_client(client, responsable)
     html = client.get(f"{P}/parametres").get_data(as_text=True)
-    assert "Autoriser notre interlocuteur commercial à valider des devis pour notre compte" in html
+    assert "Autoriser l’équipe commerciale à valider vos devis pour votre compte" in html
     for user in world["users"].values():
         assert user.email in html
     client.post(f"{P}/parametres", data={"csrf_token": csrf_from(html), "allowed": "y"})

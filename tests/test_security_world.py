@@ -49,7 +49,7 @@ USER_TEXT_FIELDS = {
     "terms_version": {"version_label", "body"},
     "quote": {"title"},
     "quote_line": {"label"},
-    "decision": {"reason", "user_agent"},
+    "decision": {"reason", "user_agent", "on_behalf_note"},
     "quote_request": {"message", "decline_reason"},
     "invoice": {"reason"},
     "invoice_line": {"label"},
@@ -158,10 +158,9 @@ def build_world(text: str = "") -> World:
     hidden = factories.product(name=f"{text}Caché {n}", sku=fit(Product, "sku", f"HID-{n} {text}"),
                                published=False)
     world = World(admin=admin, sales=sales, terms=terms, product=product, hidden_product=hidden,
-                  mine=_side(f"{text}Mine {n}", text, admin, terms, product),
+                  mine=_side(f"{text}Mine {n}", text, admin, terms, product, mandate=True),
                   theirs=_side(f"{text}Theirs {n}", text, admin, terms, product), text=text,
                   endpoint=endpoint)
-    quotes.set_mandate(world.mine.org, allowed=True, actor=world.mine.users[ClientRole.RESPONSABLE])
     _monthly(world, text, n)
     _platform(world, text, n)
     _webhook_attempts(world, text)
@@ -173,7 +172,8 @@ def build_world(text: str = "") -> World:
     return world
 
 
-def _side(name: str, text: str, admin: User, terms, product: Product) -> Side:
+def _side(name: str, text: str, admin: User, terms, product: Product, mandate: bool = False) -> Side:
+    """With the `mandate`, its quote is refused by staff on the client's behalf, with their note."""
     org = factories.organisation(name=name, legal_form=fit(Organisation, "legal_form", f"{text}SARL"),
                                  address_line1=f"{text}1 rue",
                                  address_line2=f"{text}bât. B", city=f"{text}Lyon",
@@ -182,6 +182,8 @@ def _side(name: str, text: str, admin: User, terms, product: Product) -> Side:
     users = {role: factories.client_user(org, role, full_name=f"{text}{role.value} {org.id}")
              for role in ClientRole}
     decider = users[ClientRole.GESTIONNAIRE]
+    if mandate:
+        quotes.set_mandate(org, allowed=True, actor=users[ClientRole.RESPONSABLE])
 
     def quote(**extra):
         lines = [LineInput(product_id=product.id, quantity=2),
@@ -196,8 +198,9 @@ def _side(name: str, text: str, admin: User, terms, product: Product) -> Side:
     quotes.accept(accepted, actor=decider, terms_version=terms, channel=Channel.PORTAL,
                   user_agent=f"{text}Mozilla")
     refused = quotes.send(quote(), actor=admin)
-    quotes.refuse(refused, actor=decider, terms_version=terms, channel=Channel.PORTAL,
-                  reason=f"{text}trop cher")
+    quotes.refuse(refused, actor=admin if mandate else decider, terms_version=terms,
+                  channel=Channel.BACK_OFFICE if mandate else Channel.PORTAL, reason=f"{text}trop cher",
+                  note=f"{text}demande par téléphone" if mandate else None)
     credited = quotes.send(quote(), actor=admin)
     quotes.accept(credited, actor=decider, terms_version=terms, channel=Channel.PORTAL)
     credited_invoice = _invoice_of(credited)

@@ -530,7 +530,7 @@ def test_cli_outbox_send_delivers_webhooks_and_prints_the_counts(make, runner, w
     result = runner.invoke(args=["outbox", "send"])
 
     assert result.exit_code == 0, result.output
-    assert "1 webhook(s) livré(s), 0 à réessayer plus tard, 0 en échec." in result.output
+    assert "1 webhook livré, 0 à réessayer plus tard, 0 en échec." in result.output
     assert webhook_receiver.event_ids() == [event.public_id]
 
 

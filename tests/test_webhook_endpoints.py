@@ -361,9 +361,9 @@ def test_webhooks_list_shows_each_endpoint_with_its_pending_and_failed_counts(ru
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == (f"{busy.id}  {busy.url}  [quote.sent quote.accepted]  activé, "
-                        "2 envoi(s) en attente, 1 en échec")
+                        "2 envois en attente, 1 en échec")
     assert lines[1] == (f"{quiet.id}  {quiet.url}  [invoice.paid]  désactivé, "
-                        "0 envoi(s) en attente, 0 en échec")
+                        "0 envoi en attente, 0 en échec")
     assert busy.secret not in result.output
 
 

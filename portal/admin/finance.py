@@ -17,7 +17,7 @@ from ..exceptions import DomainError
 from ..extensions import db, pdf_limit
 from ..forms import EuroField
 from ..i18n import lazy_gettext as _l
-from ..labels import label
+from ..labels import label, period_label
 from ..models import Invoice, InvoiceKind, InvoiceStatus, PaymentProvider, User
 from ..transaction import transaction
 from .base import (
@@ -95,6 +95,7 @@ class InvoiceView(SecureModelView):
         "number": _number_cell, "organisation": _organisation_cell,
         "total_ht_cents": money_cell, "total_vat_cents": money_cell, "total_ttc_cents": money_cell,
         "issue_date": date_cell, "due_date": date_cell,
+        "billing_period": lambda view, context, model, name: period_label(model.billing_period),
     }
 
     @expose("/details/")
@@ -204,7 +205,8 @@ class MonthlyCloseView(SecureView):
         if not outcome.ok:
             return self._preview(period, form)
         flash(_("La clôture de %(period)s est en file d'attente : elle sera exécutée par le service "
-                "d'envoi (flask outbox work) dans quelques secondes.", period=period), "success")
+                "d'envoi (flask outbox work) dans quelques secondes.", period=period_label(period)),
+              "success")
         return redirect(url_for(".index", periode=period), code=303)
 
     def _preview(self, period: str, form: CloseMonthForm):

@@ -21,7 +21,7 @@ from ..exceptions import ExternalIdAlreadyUsed, InsufficientCredits, InvalidInpu
 from ..extensions import db
 from ..forms import IntegerInput, int_arg
 from ..i18n import lazy_gettext as _l
-from ..labels import label
+from ..labels import credits_text, label
 from ..models import AuditEvent, BillingMode, CreditEntry, Invoice, Organisation, Quote, QuoteStatus, User
 from ..read_only import read_only
 from ..transaction import transaction
@@ -80,9 +80,9 @@ class OrganisationPageView(SecureView):
                 credits.adjust_credits(organisation, form.amount.data, actor=acting_user(),
                                        reason=form.reason.data, ip=client_ip())
             if outcome.ok:
-                signed = f"{form.amount.data:+d}"
-                flash(_("Ajustement de %(amount)s crédit(s) enregistré : le solde est de %(balance)s.",
-                        amount=signed, balance=balance + form.amount.data), "success")
+                flash(_("Ajustement de %(amount)s enregistré : le solde est de %(balance)s.",
+                        amount=credits_text(form.amount.data, signed=True),
+                        balance=credits_text(balance + form.amount.data)), "success")
                 return redirect(credits_tab)
         return self._confirm_adjustment(organisation, form, balance)
 

@@ -24,18 +24,23 @@ from ..exceptions import (
     InvalidRecipient,
     InvalidVatRate,
     MandateMissing,
+    OnBehalfNoteMissing,
+    OnBehalfNoteTooLong,
     QuantityOutOfRange,
     UnknownProduct,
 )
 from ..extensions import db, pdf_limit
 from ..forms import MAX_ID, EuroField, IntegerInput, OnceForm, parse_int
 from ..i18n import lazy_gettext as _l
-from ..labels import vat_rate
+from ..labels import quote_reference_label, vat_rate
 from ..models import BillingMode, Channel, Invoice, Organisation, Product, Quote, QuoteStatus, User
 from ..transaction import transaction, transactional
 from .base import SecureView
 
 BLANK_LINES = 3
+# Validating on the client's behalf: how the client asked, kept in the decision's evidence.
+NOTE_FIELD = "on_behalf_note"
+NOTE_ERRORS = (OnBehalfNoteMissing, OnBehalfNoteTooLong)
 # The editor's "Envoyer" is a submit button of its form under this name: the edits are saved
 # first, then the send confirmation shows what was saved (a plain link dropped them).
 SEND_BUTTON = "envoyer"
@@ -119,7 +124,7 @@ class QuoteEditorView(SecureView):
                 quote = quotes.create_draft(organisation=organisation, actor=current_user,
                                             ip=request.remote_addr, **_draft_fields(form))
             if outcome.ok:
-                flash(_("Brouillon %(ref)s enregistré.", ref=quote.reference), "success")
+                flash(_("%(name)s enregistré.", name=quote_reference_label(quote)), "success")
                 return _after_save(quote)
         return self._render_editor(organisation, None, form)
 
@@ -163,10 +168,10 @@ class QuoteEditorView(SecureView):
         if request.method == "GET" and not quotes.mandate_allows(quote.organisation):
             flash(str(MandateMissing()), "error")  # the POST is refused by the domain itself
             return redirect(url_for(".detail", quote_id=quote.id))
-        terms_id = request.form.get("terms_version_id")
+        terms_id, note = request.form.get("terms_version_id"), request.form.get(NOTE_FIELD)
         return self._confirmed(quote_id, "accept", lambda quote: quotes.accept(
             quote, actor=current_user, terms_version=_terms(terms_id), channel=Channel.BACK_OFFICE,
-            ip=request.remote_addr, user_agent=request.user_agent.string),
+            ip=request.remote_addr, user_agent=request.user_agent.string, note=note),
             _("Devis %(ref)s validé pour le compte du client."))
 
     @expose("/<int:quote_id>/pdf")
@@ -204,9 +209,14 @@ class QuoteEditorView(SecureView):
                 perform(quote)
             if outcome.ok:
                 flash(done_message % {"ref": quote.reference}, "success")
+            elif isinstance(outcome.error, NOTE_ERRORS):
+                # The note is refused (flashed above): the confirmation again, what was typed kept.
+                return self.render("admin/quote_confirm.html", quote=quote, action=action, form=form,
+                                   terms=quotes.current_terms(), note=request.form.get(NOTE_FIELD, ""),
+                                   note_invalid=True), 422
             return redirect(url_for(".detail", quote_id=quote.id))
         return self.render("admin/quote_confirm.html", quote=quote, action=action, form=form,
-                           terms=quotes.current_terms())
+                           terms=quotes.current_terms(), note="", note_invalid=False)
 
     def _render_editor(self, organisation: Organisation, quote: Quote | None, form: QuoteForm):
         products = db.session.scalars(select(Product).order_by(Product.published.desc(),

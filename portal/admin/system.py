@@ -155,6 +155,7 @@ TEMPLATE_LABELS = {
     "monthly_quote_accepted": _l("Devis mensuel accepté"),
     "request_answered": _l("Demande de devis : devis envoyé"),
     "request_declined": _l("Demande de devis déclinée"),
+    "decided_on_behalf": _l("Décision prise sous mandat"),
 }
 MASKED_LINK = "[lien personnel masqué]"
 PREVIEW_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; sandbox"

@@ -201,7 +201,7 @@ def _requested_items(products: list[Product]) -> list[tuple[int, int]]:
 
 class MandateForm(FlaskForm):
     allowed = BooleanField(
-        _l("Autoriser notre interlocuteur commercial à valider des devis pour notre compte"))
+        _l("Autoriser l’équipe commerciale à valider vos devis pour votre compte"))
 
 
 @blueprint.route("/parametres", methods=["GET", "POST"])
@@ -215,8 +215,8 @@ def settings():
             quotes.set_mandate(organisation, allowed=bool(form.allowed.data), actor=current_user,
                                ip=request.remote_addr)
         if outcome.ok:
-            flash(_("Autorisation enregistrée.") if form.allowed.data
-                  else _("Autorisation retirée."), "success")
+            flash(_("Validation pour votre compte autorisée.") if form.allowed.data
+                  else _("Validation pour votre compte retirée."), "success")
             return redirect(url_for("client.settings"))
     elif request.method == "POST":
         abort(400)

@@ -47,6 +47,7 @@ from ..outbox import (
     LINK_ID,
     LINK_SEED,
     MONTHLY_ACCEPTED_TEMPLATE,
+    ON_BEHALF_TEMPLATE,
     load,
 )
 from ..seller import seller_settings
@@ -323,6 +324,27 @@ def _monthly_quote_accepted(context: dict[str, Any]) -> dict[str, Any]:
         "period": format_date(first_day, "MMMM y"), "invoice_date": _date(invoice_day),
         "quote_url": portal_url("devis", quote.id), "invoices_url": portal_url("factures"),
         "credits_url": portal_url("credits"),
+    }
+
+
+@email_builder(ON_BEHALF_TEMPLATE)
+def _decided_on_behalf(context: dict[str, Any]) -> dict[str, Any]:
+    quote, decision = load(Quote, context["quote_id"]), load(Decision, context["decision_id"])
+    accepted = decision.kind == DecisionKind.ACCEPTED
+    subject = (_("Devis %(reference)s validé pour votre compte par l'équipe du vendeur",
+                 reference=quote.reference) if accepted
+               else _("Devis %(reference)s refusé pour votre compte par l'équipe du vendeur",
+                      reference=quote.reference))
+    granted_by = decision.mandate_granted_by
+    return {
+        "subject": subject, "quote": quote, "decision": decision, "accepted": accepted,
+        "organisation": quote.organisation.name, "actor": decision.actor.full_name,
+        "total_ttc": format_amount(quote.total_ttc_cents),
+        "decided_at": format_datetime(decision.created_at, "d MMMM y 'à' HH:mm"),
+        "granted_by": granted_by.full_name if granted_by else "",
+        "granted_on": _date(decision.mandate_granted_at),
+        "note": decision.on_behalf_note or "", "reason": decision.reason or "",
+        "quote_url": portal_url("devis", quote.id), "settings_url": portal_url("parametres"),
     }
 
 

@@ -172,7 +172,7 @@ def test_the_platform_frames_the_portal_and_consumes_its_credits(live, platform,
 
     page.get_by_role("button", name="Utiliser 10 crédits").click()  # beyond the balance: the 409
     expect(page.get_by_role("alert")).to_have_text(
-        "Crédits non utilisés : Solde de crédits insuffisant : 5 crédit(s) disponible(s).")
+        "Crédits non utilisés : Solde de crédits insuffisant (solde disponible : 5).")
     expect(page.locator("#balance")).to_have_text("Solde : 5 crédits")
     screenshot(page, "plateforme-iframe-credits")
 

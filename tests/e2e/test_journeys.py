@@ -117,7 +117,7 @@ def test_quote_on_demand_from_email_link_to_card_payment(live, new_context, staf
     expect(staff.get_by_role("row").filter(has_text=number)).to_contain_text("Payée")
     _tab(staff, "Crédits")
     # 200 credits from the demo's paid quote, and the 5 000 of this one, granted at payment.
-    expect(staff.get_by_text("Solde : 5200 crédit(s)")).to_be_visible()
+    expect(staff.get_by_text("Solde : 5\u202f200 crédits")).to_be_visible()
     expect(staff.get_by_role("row").filter(has_text="+5000")).to_contain_text("Attribution")
     screenshot(client, "1-client-facture-payee")
     screenshot(staff, "1-gestion-courante-credits")
@@ -161,7 +161,7 @@ def test_monthly_client_credits_then_consolidated_invoice(live, new_context, sta
     live.deliver_emails()
     staff.reload()
     expect(staff.get_by_role("heading", name=re.compile("Terminée"))).to_be_visible()
-    expect(staff.get_by_text("Avancement : 1 facture(s) émise(s) sur 1")).to_be_visible()
+    expect(staff.get_by_text("Avancement : 1 facture émise sur 1")).to_be_visible()
     number = live.email_to("responsable@martin.example", "Facture mensuelle").message["Subject"]
     number = NUMBER.search(str(number)).group(0)
     # A consolidated invoice goes to the organisation's invoice contacts: here, its responsable.
@@ -244,6 +244,7 @@ def test_validation_on_behalf_only_under_the_clients_mandate(live, staff_page):
             "vigueur : version 2026-01"
         )
     ).to_be_visible()
+    staff.get_by_label("Comment le client a-t-il demandé cette validation ?").fill("Demande par téléphone")
     staff.get_by_role("button", name="Valider", exact=True).click()
     _flash(staff, f"Devis {reference} validé pour le compte du client.")
     expect(staff.get_by_text("Gestion courante (pour le compte du client)")).to_be_visible()
