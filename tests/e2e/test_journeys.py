@@ -9,7 +9,9 @@ Lefèvre & Associés (per order, mandate given, the quote "Audit annuel" awaitin
 from __future__ import annotations
 
 import re
+from datetime import date
 
+from babel.dates import format_date
 from playwright.sync_api import Page, expect
 
 from .conftest import (
@@ -118,7 +120,8 @@ def test_quote_on_demand_from_email_link_to_card_payment(live, new_context, staf
     _tab(staff, "Crédits")
     # 200 credits from the demo's paid quote, and the 5 000 of this one, granted at payment.
     expect(staff.get_by_text("Solde : 5\u202f200 crédits")).to_be_visible()
-    expect(staff.get_by_role("row").filter(has_text="+5000")).to_contain_text("Attribution")
+    # Credits are grouped by thousands with a narrow no-break space: « +5 000 ».
+    expect(staff.get_by_role("row").filter(has_text=re.compile(r"\+5\s000"))).to_contain_text("Attribution")
     screenshot(client, "1-client-facture-payee")
     screenshot(staff, "1-gestion-courante-credits")
 
@@ -177,7 +180,9 @@ def test_monthly_client_credits_then_consolidated_invoice(live, new_context, sta
     assert download.suggested_filename == f"{number}.pdf"
     assert path.read_bytes().startswith(b"%PDF")
     unpaid.get_by_role("link", name=number).click()
-    expect(client.get_by_text(f"période {period}")).to_be_visible()
+    year, month = map(int, period.split("-"))
+    month_name = format_date(date(year, month, 1), "MMMM y", locale="fr")  # « novembre 2026 »
+    expect(client.get_by_text(f"période {month_name}")).to_be_visible()
     screenshot(client, "2-client-facture-mensuelle")
 
 
