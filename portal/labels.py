@@ -21,6 +21,7 @@ from .models import (
     CloseJobStatus,
     CreditEntryKind,
     DecisionKind,
+    DeliveryStatus,
     InvoiceKind,
     InvoiceStatus,
     OutboxStatus,
@@ -88,6 +89,11 @@ LABELS_BY_ENUM: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         CreditEntryKind.CONSUMPTION: _l("Consommation"),
         CreditEntryKind.ADJUSTMENT: _l("Ajustement"),
         CreditEntryKind.REVERSAL: _l("Annulation"),
+    },
+    DeliveryStatus: {
+        DeliveryStatus.PENDING: _l("En attente"),
+        DeliveryStatus.DELIVERED: _l("Livré"),
+        DeliveryStatus.FAILED: _l("En échec"),
     },
     OutboxStatus: {
         OutboxStatus.PENDING: _l("En attente"),

@@ -6,8 +6,6 @@ commits its data before any worker starts.
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import select, text
 
 from portal import auth, outbox, quote_requests
@@ -15,6 +13,8 @@ from portal.delivery import worker
 from portal.exceptions import MagicLinkUsed
 from portal.extensions import db
 from portal.models import ClientRole, OutboxEmail, OutboxStatus
+
+from .threads import in_threads
 
 WORKERS = 2
 EMAILS = 40
@@ -32,32 +32,11 @@ def _queue(make, count: int) -> list[int]:
     return list(db.session.scalars(select(OutboxEmail.id).order_by(OutboxEmail.id)))
 
 
-def _in_threads(app, target, count: int, timeout: float = 60) -> tuple[list, list]:
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def run() -> None:
-        try:
-            with app.app_context():
-                barrier.wait()
-                results.append(target())
-        except Exception as error:  # noqa: BLE001 - collected, asserted on by the test
-            errors.append(error)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-        assert not thread.is_alive(), "a worker is stuck"
-    return results, errors
-
-
 def test_two_workers_send_each_message_exactly_once(app, make, smtp_server):
     smtp_server.handler.delay = 0.01  # slow enough for the workers to interleave
     ids = _queue(make, EMAILS)
 
-    results, errors = _in_threads(app, lambda: worker.send_pending(limit=1000), WORKERS)
+    results, errors = in_threads(app, lambda: worker.send_pending(limit=1000), WORKERS)
 
     assert errors == []
     assert sum(result.sent for result in results) == EMAILS
@@ -74,7 +53,7 @@ def test_a_row_locked_by_another_worker_is_skipped_not_waited_for(app, make, smt
     with db.engine.connect() as other:
         transaction = other.begin()
         other.execute(text("SELECT id FROM outbox_email WHERE id = :id FOR UPDATE"), {"id": ids[0]})
-        results, errors = _in_threads(app, worker.send_pending, 1, timeout=20)
+        results, errors = in_threads(app, worker.send_pending, 1, timeout=20)
         transaction.rollback()
 
     assert errors == []
@@ -101,7 +80,7 @@ def test_concurrent_clicks_on_one_link_sign_in_once(app, make):
             db.session.rollback()
             return "used"
 
-    results, errors = _in_threads(app, click, 8)
+    results, errors = in_threads(app, click, 8)
 
     assert errors == []
     assert sorted(results, key=str) == sorted([user_id] + ["used"] * 7, key=str)

@@ -17,6 +17,7 @@ from portal.delivery import webhooks
 from portal.extensions import db
 from portal.models import DeliveryStatus, Organisation, WebhookDelivery
 
+from .threads import in_threads
 from .webhook_receiver import running_receiver
 
 EVENTS = 200
@@ -37,27 +38,6 @@ def local_webhooks(app, wide_app, monkeypatch):
         monkeypatch.setitem(each.config, "WEBHOOKS_HTTPS_ONLY", False)
 
 
-def _in_threads(app, target, count: int, timeout: float = 120) -> tuple[list, list]:
-    barrier = threading.Barrier(count)
-    results, errors = [], []
-
-    def run() -> None:
-        try:
-            with app.app_context():
-                barrier.wait()
-                results.append(target())
-        except Exception as error:  # noqa: BLE001 - collected, asserted on by the test
-            errors.append(error)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-        assert not thread.is_alive(), "a worker is stuck"
-    return results, errors
-
-
 def _backlog(make, receiver, count: int) -> None:
     """`count` events of several organisations, for two endpoints (paths /a and /b)."""
     make.webhook_endpoint(url=receiver.url("/a"))
@@ -71,7 +51,8 @@ def test_concurrent_workers_deliver_each_event_once_per_endpoint(wide_app, make,
     _backlog(make, webhook_receiver, EVENTS)
     webhook_receiver.answer(200, delay=0.002)  # slow enough for the workers to interleave
 
-    results, errors = _in_threads(wide_app, lambda: webhooks.deliver_pending(limit=10_000), WORKERS)
+    results, errors = in_threads(wide_app, lambda: webhooks.deliver_pending(limit=10_000), WORKERS,
+                                 timeout=120)
 
     assert errors == []
     assert sum(result.delivered for result in results) == 2 * EVENTS
@@ -93,7 +74,7 @@ def test_a_delivery_locked_by_another_worker_is_skipped_not_waited_for(app, make
     with db.engine.connect() as other:
         transaction = other.begin()
         other.execute(text("SELECT id FROM webhook_delivery WHERE id = :id FOR UPDATE"), {"id": ids[0]})
-        results, errors = _in_threads(app, webhooks.deliver_pending, 1, timeout=20)
+        results, errors = in_threads(app, webhooks.deliver_pending, 1, timeout=20)
         transaction.rollback()
 
     assert errors == []
@@ -129,7 +110,7 @@ def test_workers_racing_the_writers_deliver_every_committed_event_once(wide_app,
 
     writer = threading.Thread(target=write)
     writer.start()
-    results, errors = _in_threads(wide_app, work, 2)
+    results, errors = in_threads(wide_app, work, 2, timeout=120)
     writer.join(30)
 
     assert errors == []

@@ -23,6 +23,7 @@ from ..exceptions import InvalidInput
 from ..extensions import db
 from ..forms import int_arg
 from ..i18n import lazy_gettext as _l
+from ..labels import label
 from ..models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, utcnow
 from ..read_only import read_only
 from ..transaction import transaction
@@ -41,11 +42,9 @@ from .base import (
 DELIVERIES_PAGE_SIZE = 20
 # Shown on the page; the worker already keeps only the first characters of an answer.
 EXCERPT_SHOWN = 500
-DELIVERY_STATUS = {
-    DeliveryStatus.PENDING: ("info", _l("En attente")),
-    DeliveryStatus.DELIVERED: ("success", _l("Livré")),
-    DeliveryStatus.FAILED: ("danger", _l("En échec")),
-}
+# The badge's colour of each status; its words are labels.py's, as every status's.
+DELIVERY_BADGE = {DeliveryStatus.PENDING: "info", DeliveryStatus.DELIVERED: "success",
+                  DeliveryStatus.FAILED: "danger"}
 
 
 def _checked_url(form, field) -> None:
@@ -116,8 +115,7 @@ def _enabled_cell(view, context, model, name) -> Markup:
 
 def delivery_status(status: DeliveryStatus) -> Markup:
     """A delivery's status as a badge, in French."""
-    css, text = DELIVERY_STATUS[status]
-    return badge(css, text)
+    return badge(DELIVERY_BADGE[status], label(status))
 
 
 def delivery_counts(endpoint: WebhookEndpoint) -> dict[DeliveryStatus, int]:
