@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, has_request_context, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -92,20 +92,10 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     login_manager.init_app(app)
     csrf.init_app(app)
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=i18n.select_locale)
     i18n.install(app)
     mail.init_app(app)
     limiter.init_app(app)
-
-
-SUPPORTED_LOCALES = ["fr", "en"]
-
-
-def select_locale() -> str:
-    """French first; English for a browser that prefers it."""
-    if has_request_context():
-        return request.accept_languages.best_match(SUPPORTED_LOCALES, default="fr")
-    return "fr"
 
 
 def register_blueprints(app: Flask) -> None:

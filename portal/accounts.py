@@ -1,6 +1,7 @@
 """Accounts: staff invite client users (who set their password from the emailed link), admins
-manage the staff accounts and their roles, either deactivates an account; and the seller's own
-settings (its legal identity, printed on every quote and invoice), which only admins change.
+manage the staff accounts and their roles, either deactivates an account, every user chooses their
+language; and the seller's own settings (its legal identity, printed on every quote and invoice),
+which only admins change.
 
 Like every domain module, functions here flush only; the caller commits once.
 """
@@ -30,10 +31,12 @@ from .exceptions import (
     PasswordTooShort,
     SellerSettingsConflict,
     UnknownClientRole,
+    UnknownLanguage,
     UnknownSellerField,
     UnknownStaffRole,
 )
 from .extensions import db
+from .i18n import supported_language
 from .models import (
     ClientRole,
     LoginToken,
@@ -127,6 +130,25 @@ def _require_admin(actor: User) -> None:
     _require_staff(actor)
     if actor.staff_role != StaffRole.ADMIN:
         raise AdminRequired()
+
+
+# --- Each user's language (client and staff alike) ----------------------------------------------
+
+
+def checked_language(language: object) -> str:
+    """`language` if the product speaks it ('fr', 'en'); UnknownLanguage otherwise."""
+    checked = supported_language(language)
+    if checked is None:
+        raise UnknownLanguage()
+    return checked
+
+
+def set_language(user: User, language: object) -> User:
+    """Keep `language` as `user`'s choice for their pages, emails and quotes (invoices stay
+    French); flushes."""
+    user.language = checked_language(language)
+    db.session.flush()
+    return user
 
 
 # --- Staff accounts (admins only) and deactivation -----------------------------------------------

@@ -32,6 +32,7 @@ from .exceptions import (
     WrongCurrentPassword,
 )
 from .extensions import db, limiter, login_manager
+from .i18n import LANGUAGE_SESSION_KEY, supported_language
 from .models import LoginToken, Quote, QuoteStatus, User, UserKind, utcnow
 
 _hasher = PasswordHasher()
@@ -94,10 +95,21 @@ def load_user(user_id: str) -> User | None:
 
 
 def start_session(user: User) -> None:
-    """Sign `user` in with a fresh session (no fixation) carrying their session version."""
-    session.clear()
+    """Sign `user` in with a fresh session (no fixation) carrying their session version, and their
+    language: the profile's choice, else the one made on the sign-in page."""
+    clear_session()
+    if supported_language(user.language):
+        session[LANGUAGE_SESSION_KEY] = user.language
     login_user(user)
     keep_current_session(user)
+
+
+def clear_session() -> None:
+    """Forget everything the session holds but the visitor's choice of language (sign-out)."""
+    language = supported_language(session.get(LANGUAGE_SESSION_KEY))
+    session.clear()
+    if language:
+        session[LANGUAGE_SESSION_KEY] = language
 
 
 def keep_current_session(user: User) -> None:

@@ -7,10 +7,16 @@ timestamps, and by any later template change) and stays the legal original. Once
 paid, its download is another rendering of it, « acquittée » with the date and means of payment
 and nothing left to pay (its XML too); the original stays downloadable beside it.
 
+Languages. An invoice is always French, the legal language of invoicing in France (and its
+mentions are French legal text): it is rendered under a forced French locale whatever the reader's
+language. A quote is rendered in the language being served (the reader's, or an email's
+recipient's): its words, dates and amounts; the quote stays one document whatever the language
+(the decision's evidence hashes the quote's content, never a PDF).
+
 Quotes are not frozen, but a quote's PDF is downloaded far more often than what it shows changes:
 a sent (or decided…) quote's download is rendered once for each state of its document and stored
-(QuoteDocument), keyed by the SHA-256 of the HTML it is rendered from; a draft's preview is always
-rendered live.
+(QuoteDocument), keyed by the SHA-256 of the HTML it is rendered from (so each language is stored
+apart); a draft's preview is always rendered live.
 
 Functions take model objects, never a request; storing a PDF flushes and the caller commits.
 """
@@ -25,6 +31,7 @@ from typing import Any
 import facturx
 import weasyprint
 from babel import dates as babel_dates
+from flask_babel import force_locale
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,6 +41,8 @@ from .config import BASE_DIR
 from .dates import billing_period_bounds, paris_today, period_bounds
 from .extensions import db
 from .facturx_xml import cii_xml
+from .i18n import DEFAULT_LANGUAGE, current_language, gettext, ngettext_raw
+from .i18n import lazy_gettext as _l
 from .models import (
     BillingMode,
     Invoice,
@@ -47,7 +56,7 @@ from .models import (
     TermsVersion,
     utcnow,
 )
-from .money import format_amount
+from .money import format_amount_for_reader
 from .seller import MANDATORY_SELLER_FIELDS, current_terms, seller_settings
 
 TEMPLATES_DIR = BASE_DIR / "templates" / "documents"
@@ -58,18 +67,19 @@ OPERATION_CATEGORIES = {
     "goods": "Livraison de biens",
     "mixed": "Mixte",
 }
+# Printed on quotes, which follow the reader's language.
 BILLING_MODES = {
-    BillingMode.PER_ORDER: "Facturation à la commande",
-    BillingMode.MONTHLY: "Facturation consolidée mensuelle",
+    BillingMode.PER_ORDER: _l("Facturation à la commande"),
+    BillingMode.MONTHLY: _l("Facturation consolidée mensuelle"),
 }
 QUOTE_STATUSES = {
-    QuoteStatus.DRAFT: "Brouillon (sans valeur contractuelle)",
-    QuoteStatus.SENT: "En attente de décision",
-    QuoteStatus.ACCEPTED: "Accepté",
-    QuoteStatus.REFUSED: "Refusé",
-    QuoteStatus.EXPIRED: "Expiré",
-    QuoteStatus.CANCELLED: "Annulé",
-    QuoteStatus.SUPERSEDED: "Remplacé par une révision",
+    QuoteStatus.DRAFT: _l("Brouillon (sans valeur contractuelle)"),
+    QuoteStatus.SENT: _l("En attente de décision"),
+    QuoteStatus.ACCEPTED: _l("Accepté"),
+    QuoteStatus.REFUSED: _l("Refusé"),
+    QuoteStatus.EXPIRED: _l("Expiré"),
+    QuoteStatus.CANCELLED: _l("Annulé"),
+    QuoteStatus.SUPERSEDED: _l("Remplacé par une révision"),
 }
 # How a paid invoice says it was settled: « réglée par carte », « réglée par virement ».
 PAYMENT_MEANS = {PaymentProvider.STRIPE: "carte", PaymentProvider.BANK_TRANSFER: "virement"}
@@ -88,12 +98,20 @@ BUYER_KEYS = (
 )
 
 
-# --- Formatting (every word a reader sees is French) ------------------------------------------
+# --- Formatting (French; a quote's in the reader's language) ------------------------------------
 
 
 def format_date(value: date | None) -> str:
     """A calendar date as 31/01/2026."""
     return value.strftime("%d/%m/%Y") if value else "—"
+
+
+def format_date_for_reader(value: date | None) -> str:
+    """A calendar date as the language being rendered writes it: 31/01/2026 in French, 31 Jan 2026
+    in English (never 01/31 or 31/01, which English readers read two ways)."""
+    if current_language() == "fr" or value is None:
+        return format_date(value)
+    return babel_dates.format_date(value, "d MMM y", locale=current_language())
 
 
 def format_rate(vat_rate_bp: int) -> str:
@@ -121,11 +139,14 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # The app's catalogue, looked up once per request and locale (the locale forced, if any).
+    env.install_gettext_callables(gettext=gettext, ngettext=ngettext_raw, newstyle=True)
     env.filters.update(
-        amount=format_amount,
+        amount=format_amount_for_reader,
         rate=format_rate,
-        date=format_date,
+        date=format_date_for_reader,
         period=format_period,
         iban=format_iban,
         paris_date=paris_today,
@@ -214,8 +235,9 @@ def _quote_html(quote: Quote) -> str:
         organisation=quote.organisation,
         sent_on=paris_today(quote.sent_at) if quote.sent_at else None,
         decided_on=paris_today(quote.decided_at) if quote.decided_at else None,
-        status=QUOTE_STATUSES[quote.status],
-        billing_mode=BILLING_MODES[mode],
+        language=current_language(),
+        status=str(QUOTE_STATUSES[quote.status]),
+        billing_mode=str(BILLING_MODES[mode]),
         is_monthly=mode == BillingMode.MONTHLY,
         terms=quote_terms(quote),
         vat_breakdown=vat_breakdown(quote.lines),
@@ -283,7 +305,13 @@ def _stored_invoice_pdf(invoice_id: int, state_key: str) -> bytes | None:
 
 def render_invoice_pdf(invoice: Invoice, *, paid: bool = False) -> bytes:
     """Render an invoice as PDF/A-3b with its Factur-X XML (XSD-checked): its original, or with
-    `paid` its paid rendering (refused for an invoice not paid); stores nothing."""
+    `paid` its paid rendering (refused for an invoice not paid); stores nothing. In French,
+    whatever the language of the request or email it is rendered for."""
+    with force_locale(DEFAULT_LANGUAGE):
+        return _render_invoice_pdf(invoice, paid=paid)
+
+
+def _render_invoice_pdf(invoice: Invoice, *, paid: bool) -> bytes:
     context = _invoice_context(invoice)
     if paid:
         context["paid"] = payment_receipt(invoice)
@@ -359,6 +387,7 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
     category = seller.get("operation_category") or "services"
     period = invoice.billing_period or (credited.billing_period if credited else None)
     return {
+        "language": DEFAULT_LANGUAGE,
         "invoice": invoice,
         "is_credit_note": invoice.kind == InvoiceKind.CREDIT_NOTE,
         "title": _kind_label(invoice),

@@ -437,6 +437,10 @@ class UnknownClientRole(InvalidInput):
     message = _l("Rôle inconnu : choisissez responsable, gestionnaire ou membre.")
 
 
+class UnknownLanguage(InvalidInput):
+    message = _l("Langue inconnue : choisissez français ou anglais.")
+
+
 class OrganisationMissing(InvalidInput):
     message = _l("Choisissez l'organisation de l'utilisateur.")
 

@@ -1,5 +1,5 @@
-"""Template gettext, and the project's lazy_gettext, with the catalogue looked up once per request
-and locale.
+"""The languages of the product and how a request's is chosen; template gettext, and the project's
+lazy_gettext, with the catalogue looked up once per request and locale.
 
 Flask-Babel's template callables and lazy strings resolve the context, the locale and the
 catalogue cache on every call; a page with a 30-line table calls gettext a few hundred times,
@@ -13,10 +13,38 @@ from __future__ import annotations
 from functools import cache
 
 from babel import support
-from flask import Flask, g, has_app_context, request
+from flask import Flask, g, has_app_context, has_request_context, request, session
 from flask_babel import get_locale, get_translations
 from flask_babel.speaklater import LazyString
 from wtforms.i18n import messages_path
+
+# French is the product's language; English the only other one.
+DEFAULT_LANGUAGE = "fr"
+SUPPORTED_LANGUAGES = ("fr", "en")
+# Each language named in itself: the switch reads the same whatever the page's language.
+LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
+# The visitor's explicit choice, kept in the session (copied from the profile at sign-in).
+LANGUAGE_SESSION_KEY = "language"
+
+
+def supported_language(value: object) -> str | None:
+    """`value` if it names a language of the product, else None."""
+    return value if isinstance(value, str) and value in SUPPORTED_LANGUAGES else None
+
+
+def select_locale() -> str:
+    """Flask-Babel's locale selector: the visitor's explicit choice (the profile's, copied into the
+    session at sign-in, or the switch's), else their browser's preference, else French."""
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    return (supported_language(session.get(LANGUAGE_SESSION_KEY))
+            or request.accept_languages.best_match(SUPPORTED_LANGUAGES, default=DEFAULT_LANGUAGE))
+
+
+def current_language() -> str:
+    """The language being rendered ('fr' or 'en'): a request's, or one forced by `force_locale`."""
+    locale = get_locale() if has_app_context() else None
+    return supported_language(locale.language if locale is not None else None) or DEFAULT_LANGUAGE
 
 
 def request_translations():
@@ -70,6 +98,7 @@ def install(app: Flask) -> None:
     """Replace Flask-Babel's Jinja callables (same behaviour, newstyle) with cached ones, and
     hand Flask-WTF its catalogue from the process-wide cache."""
     app.before_request(preload_wtforms_catalogue)
+    app.jinja_env.globals["language_names"] = LANGUAGE_NAMES
     app.jinja_env.install_gettext_callables(
         gettext=gettext,
         ngettext=ngettext_raw,

@@ -213,6 +213,8 @@ class User(UserMixin, db.Model):
     # Copied into each session at sign-in; raising it (logout, new password, deactivation,
     # "Se déconnecter partout") ends every session carrying an older value (auth.load_user).
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The language of this user's pages, emails and documents; None is French, the default.
+    language: Mapped[str | None] = mapped_column(String(2))
 
     organisation: Mapped[Organisation | None] = relationship(
         back_populates="users", foreign_keys=[organisation_id]

@@ -21,10 +21,11 @@ from .web import csrf_from, sign_in, sign_in_client
 
 VISITORS = ["anonymous", "responsable", "gestionnaire", "membre", "admin", "sales"]
 # Open to anyone: sign-in pages, one-time link pages (the platform's single sign-on too), sign-out,
-# health check, signed webhooks, the site's icon.
+# the language switch (on the sign-in pages too), health check, signed webhooks, the site's icon.
 PUBLIC = {"staff_auth.login", "staff_auth.logout", "client.login", "client.request_link",
           "client.magic_link", "client.consume_link", "client.invitation", "client.platform_sign_in",
-          "client.logout", "health.healthz", "webhooks.stripe_events", "api.openapi_document", "favicon"}
+          "client.logout", "staff_auth.choose_language", "client.choose_language",
+          "health.healthz", "webhooks.stripe_events", "api.openapi_document", "favicon"}
 # Pages of the portal that only the organisation's responsable sees (others: 404).
 RESPONSABLE_ONLY = {"client.settings"}
 # Routes that exist only with an optional feature (404 without it, as in this test config).

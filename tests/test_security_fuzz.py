@@ -33,6 +33,8 @@ FORM_PAGES = {
     "client.logout": lambda v: "/espace-client/devis",
     "client.invoice_payment_confirm": lambda v: f"/espace-client/factures/{v['invoice_id'][0]}/payer",
     "staff_auth.logout": lambda v: "/admin/",
+    "staff_auth.choose_language": lambda v: "/admin/",
+    "client.choose_language": lambda v: "/espace-client/compte",
     "requests.answer": lambda v: f"/admin/demandes/{v['request_id'][0]}",
     "requests.decline": lambda v: f"/admin/demandes/{v['request_id'][0]}",
     "quote_editor.revise": lambda v: f"/admin/devis/{v['quote_id'][0]}",

@@ -65,7 +65,7 @@ USER_TEXT_FIELDS = {
 # Text columns nobody types freely: validated formats, numbers, hashes, system or Stripe values.
 SYSTEM_TEXT_FIELDS = {
     "organisation": {"siren", "siret", "vat_number", "postal_code", "country", "external_id"},
-    "user": {"email", "password_hash"},
+    "user": {"email", "password_hash", "language"},  # language: a code chosen by a button (fr, en)
     "terms_version": {"sha256"},
     "quote": {"number", "billing_period"},
     "decision": {"terms_sha256", "quote_sha256", "ip", "actor_role"},

@@ -1,15 +1,15 @@
-"""Staff sign-in and sign-out (email and password)."""
+"""Staff sign-in and sign-out (email and password), and the back office's language switch."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
 
-from .. import auth, outbox
+from .. import auth, forms, outbox
 from ..exceptions import AccountLocked
 from ..extensions import configured_limit, limiter
 from ..i18n import lazy_gettext as _l
@@ -50,6 +50,14 @@ def logout():
         with transaction():
             auth.revoke_sessions(current_user._get_current_object())
         logout_user()
-    session.clear()
+    auth.clear_session()  # the language chosen stays
     flash(_("Vous êtes déconnecté."), "info")
     return redirect(url_for("staff_auth.login"))
+
+
+@blueprint.post("/langue")
+def choose_language():
+    """The navbar's « FR | EN » (the sign-in page's too): this session's language, and the
+    signed-in staff user's."""
+    user = current_user._get_current_object() if current_user.is_authenticated else None
+    return forms.choose_language(user, fallback=url_for("admin.index"))

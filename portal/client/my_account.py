@@ -1,4 +1,5 @@
-"""« Mon compte » of the client portal: change one's password, sign out everywhere else."""
+"""« Mon compte » of the client portal: change one's password, sign out everywhere else; and the
+header's language switch, whose choice this page shows."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField
 
-from .. import auth
+from .. import auth, forms
 from ..i18n import lazy_gettext as _l
 from ..transaction import transaction
 from . import blueprint
@@ -56,3 +57,11 @@ def sign_out_everywhere():
               "success")
         return redirect(url_for("client.my_account"), code=303)
     return _page(PasswordChangeForm(formdata=None))
+
+
+@blueprint.post("/langue")
+def choose_language():
+    """The header's « FR | EN » (the sign-in pages' too): this session's language, and the signed-in
+    client user's, kept in their profile."""
+    user = current_user._get_current_object() if current_user.is_authenticated else None
+    return forms.choose_language(user, fallback=url_for("client.home"))

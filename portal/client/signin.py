@@ -160,6 +160,6 @@ def logout():
         with transaction():
             auth.revoke_sessions(current_user._get_current_object())
         logout_user()
-    session.clear()
+    auth.clear_session()  # the language chosen stays
     flash(_("Vous êtes déconnecté."), "info")
     return redirect(url_for("client.login"))

@@ -1,7 +1,11 @@
-"""What an outbox row says: its subject, text and HTML from templates/email/, in French, with
-absolute links and its PDF (the quote, or the invoice's stored file), as a Flask-Mail message.
+"""What an outbox row says: its subject, text and HTML from templates/email/, in its recipient's
+language, with absolute links and its PDF (the quote in that language, or the invoice's stored
+file, French), as a Flask-Mail message.
 
 One builder per template turns the row's context (ids, never objects) into the template's values.
+The language is the one chosen by the user the email is addressed to (`User.language`, found by
+the address when the email is sent), French for anyone else (a shared mailbox, an invoice contact
+without an account).
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
-from flask_babel import format_date, format_datetime, format_decimal
+from flask_babel import force_locale, format_date, format_decimal, format_time
 from flask_babel import gettext as _
 from flask_mail import Message
+from sqlalchemy import select
 
 from .. import auth, documents
 from ..dates import paris_today, period_bounds
+from ..extensions import db
+from ..i18n import DEFAULT_LANGUAGE, supported_language
 from ..i18n import lazy_gettext as _l
 from ..labels import label
 from ..models import (
@@ -39,7 +46,7 @@ from ..models import (
     QuoteRequest,
     User,
 )
-from ..money import format_amount
+from ..money import format_amount_for_reader
 from ..outbox import (
     INVITE_SEED,
     INVITE_TEMPLATE,
@@ -59,6 +66,7 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    language: str = DEFAULT_LANGUAGE
 
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -90,19 +98,29 @@ def email_builder(*templates: str) -> Callable:
 
 
 def render(email: OutboxEmail) -> RenderedEmail:
-    """Subject, plain text and HTML of an outbox row, in French, with absolute links."""
+    """Subject, plain text and HTML of an outbox row, in its recipient's language (dates and
+    amounts too), with absolute links."""
     builder = _BUILDERS.get(email.template)
     if builder is None:
         raise LookupError(f"unknown email template {email.template!r}")
-    values = builder(dict(email.context))
-    values["subject"] = str(values["subject"])
-    values["seller_name"] = seller_settings().company_name or "Portail Devis"
-    values["portal_home"] = portal_url()
-    return RenderedEmail(
-        subject=values["subject"],
-        text=render_template(f"email/{email.template}.txt", **values),
-        html=render_template(f"email/{email.template}.html", **values),
-    )
+    language = recipient_language(email)
+    with force_locale(language):
+        values = builder(dict(email.context))
+        values["subject"] = str(values["subject"])
+        values["seller_name"] = seller_settings().company_name or "Portail Devis"
+        values["portal_home"] = portal_url()
+        return RenderedEmail(
+            subject=values["subject"],
+            text=render_template(f"email/{email.template}.txt", **values),
+            html=render_template(f"email/{email.template}.html", **values),
+            language=language,
+        )
+
+
+def recipient_language(email: OutboxEmail) -> str:
+    """The language chosen by the user the email goes to, French if none (or no such user)."""
+    chosen = db.session.scalar(select(User.language).where(User.email == email.recipient))
+    return supported_language(chosen) or DEFAULT_LANGUAGE
 
 
 def portal_url(*parts: object) -> str:
@@ -128,8 +146,13 @@ def _date(value: date | None) -> str:
     return format_date(value, "long") if value else ""
 
 
+def _moment(value: datetime) -> str:
+    """A UTC datetime as the reader says it, in Paris time: « 12 mars 2026 à 14:05 »."""
+    return _("%(date)s à %(time)s", date=format_date(value, "long"), time=format_time(value, "HH:mm"))
+
+
 def _link_expires(token: LoginToken) -> str:
-    return format_datetime(token.expires_at, "d MMMM y 'à' HH:mm")
+    return _moment(token.expires_at)
 
 
 # --- Builders, one per template ---------------------------------------------------------------
@@ -147,8 +170,8 @@ def _quote_email(context: dict[str, Any]) -> dict[str, Any]:
         subject = _("Rappel : votre devis %(reference)s est valable jusqu'au %(date)s", **values)
     return {
         "subject": subject, "quote": quote, "user": user, "reminder": days is not None,
-        "organisation": quote.organisation.name, "total_ttc": format_amount(quote.total_ttc_cents),
-        "total_ht": format_amount(quote.total_ht_cents), "valid_until": values["date"],
+        "organisation": quote.organisation.name, "total_ttc": format_amount_for_reader(quote.total_ttc_cents),
+        "total_ht": format_amount_for_reader(quote.total_ht_cents), "valid_until": values["date"],
         "link_url": portal_url("lien", auth.raw_token_from_seed(context[LINK_SEED])),
         "link_expires": _link_expires(token),
         "quote_url": portal_url("devis", quote.id),
@@ -170,7 +193,7 @@ def _account_locked(context: dict[str, Any]) -> dict[str, Any]:
     user, until = load(User, context["user_id"]), datetime.fromisoformat(context["locked_until"])
     return {
         "subject": _("Votre compte est temporairement verrouillé"), "user": user,
-        "locked_until": format_datetime(until, "d MMMM y 'à' HH:mm"),
+        "locked_until": _moment(until),
         "sign_in_url": admin_url() if user.is_staff else portal_url("connexion"),
         "staff": user.is_staff,
     }
@@ -201,8 +224,8 @@ def _quote_decided(context: dict[str, Any]) -> dict[str, Any]:
         "subject": subject, "quote": quote, "decision": decision, "accepted": accepted,
         "organisation": values["organisation"], "actor": decision.actor,
         "on_behalf": decision.actor.is_staff, "channel": str(CHANNEL_LABELS[decision.channel]),
-        "total_ttc": format_amount(quote.total_ttc_cents),
-        "decided_at": format_datetime(decision.created_at, "d MMMM y 'à' HH:mm"),
+        "total_ttc": format_amount_for_reader(quote.total_ttc_cents),
+        "decided_at": _moment(decision.created_at),
         "admin_url": admin_url("devis", quote.id),
     }
 
@@ -210,8 +233,8 @@ def _quote_decided(context: dict[str, Any]) -> dict[str, Any]:
 def _invoice_values(invoice: Invoice) -> dict[str, Any]:
     return {
         "invoice": invoice, "number": invoice.number,
-        "total_ttc": format_amount(invoice.total_ttc_cents),
-        "total_ht": format_amount(invoice.total_ht_cents), "issue_date": _date(invoice.issue_date),
+        "total_ttc": format_amount_for_reader(invoice.total_ttc_cents),
+        "total_ht": format_amount_for_reader(invoice.total_ht_cents), "issue_date": _date(invoice.issue_date),
         "due_date": _date(invoice.due_date), "organisation": invoice.organisation.name,
         "invoice_url": portal_url("factures", invoice.id),
     }
@@ -253,7 +276,8 @@ def _payment_received(context: dict[str, Any]) -> dict[str, Any]:
     quote = values["invoice"].quote
     values.update(
         subject=_("Paiement reçu pour la facture %(number)s", number=values["number"]),
-        amount=format_amount(payment.amount_cents), received_on=format_date(payment.received_at, "long"),
+        amount=format_amount_for_reader(payment.amount_cents),
+        received_on=format_date(payment.received_at, "long"),
         method=str(PROVIDER_LABELS.get(payment.provider, payment.provider.value)),
         credits=quote.total_credits if quote is not None else 0,
     )
@@ -267,7 +291,7 @@ def _payment_flagged(context: dict[str, Any]) -> dict[str, Any]:
     return {
         "subject": _("Paiement par carte à vérifier (facture %(number)s)", number=number),
         "number": number, "intent": anomaly.intent_id, "reason": str(ANOMALY_LABELS[anomaly.kind]),
-        "amount": format_amount(anomaly.amount_cents or 0) if anomaly.currency == "EUR"
+        "amount": format_amount_for_reader(anomaly.amount_cents or 0) if anomaly.currency == "EUR"
         else f"{anomaly.amount_cents} {anomaly.currency}",
         "invoice_linked": anomaly.invoice_id is not None,
         "admin_url": admin_invoice_url(anomaly.invoice_id) if anomaly.invoice_id else admin_url(),
@@ -282,7 +306,7 @@ def _request_received(context: dict[str, Any]) -> dict[str, Any]:
                      organisation=request.organisation.name),
         "request": request, "organisation": request.organisation.name,
         "requester": request.requester, "lines": request.lines,
-        "created_at": format_datetime(request.created_at, "d MMMM y 'à' HH:mm"),
+        "created_at": _moment(request.created_at),
         "admin_url": admin_url("demandes", request.id),
     }
 
@@ -320,7 +344,8 @@ def _monthly_quote_accepted(context: dict[str, Any]) -> dict[str, Any]:
                      reference=quote.reference, date=_date(invoice_day)),
         "quote": quote, "organisation": quote.organisation.name,
         "credits": quote.total_credits, "credits_text": format_decimal(quote.total_credits),
-        "total_ht": format_amount(quote.total_ht_cents), "total_ttc": format_amount(quote.total_ttc_cents),
+        "total_ht": format_amount_for_reader(quote.total_ht_cents),
+        "total_ttc": format_amount_for_reader(quote.total_ttc_cents),
         "period": format_date(first_day, "MMMM y"), "invoice_date": _date(invoice_day),
         "quote_url": portal_url("devis", quote.id), "invoices_url": portal_url("factures"),
         "credits_url": portal_url("credits"),
@@ -339,8 +364,8 @@ def _decided_on_behalf(context: dict[str, Any]) -> dict[str, Any]:
     return {
         "subject": subject, "quote": quote, "decision": decision, "accepted": accepted,
         "organisation": quote.organisation.name, "actor": decision.actor.full_name,
-        "total_ttc": format_amount(quote.total_ttc_cents),
-        "decided_at": format_datetime(decision.created_at, "d MMMM y 'à' HH:mm"),
+        "total_ttc": format_amount_for_reader(quote.total_ttc_cents),
+        "decided_at": _moment(decision.created_at),
         "granted_by": granted_by.full_name if granted_by else "",
         "granted_on": _date(decision.mandate_granted_at),
         "note": decision.on_behalf_note or "", "reason": decision.reason or "",
@@ -370,8 +395,9 @@ def build_message(email: OutboxEmail, rendered: RenderedEmail) -> Message:
     except EmailNotValidError as error:
         raise DeliveryError(f"Adresse invalide : {error}", permanent=True) from error
     message = _Message(subject=rendered.subject, recipients=[email.recipient], body=rendered.text,
-                      html=rendered.html, extra_headers={"Auto-Submitted": "auto-generated"})
-    for filename, data in attachments(email):
+                      html=rendered.html, extra_headers={"Auto-Submitted": "auto-generated",
+                                                         "Content-Language": rendered.language})
+    for filename, data in attachments(email, language=rendered.language):
         message.attach(filename, "application/pdf", data)
     domain = parseaddr(str(message.sender))[1].rpartition("@")[2] or "portail-devis.invalid"
     message.msgId = f"<outbox-{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain}>"
@@ -382,13 +408,16 @@ QUOTE_PDF_TEMPLATES = {"quote_sent", "quote_reminder"}
 INVOICE_PDF_TEMPLATES = {"invoice_issued", "monthly_invoice_issued", "credit_note_issued"}
 
 
-def attachments(email: OutboxEmail) -> list[tuple[str, bytes]]:
-    """The PDFs an email carries: the quote for quote emails, the invoice for invoice emails.
+def attachments(email: OutboxEmail, *, language: str = DEFAULT_LANGUAGE) -> list[tuple[str, bytes]]:
+    """The PDFs an email carries: the quote for quote emails (in `language`, the email's), the
+    invoice for invoice emails.
 
-    An invoice's PDF is its stored, frozen file (rendered and stored at first need)."""
+    An invoice's PDF is its stored, frozen file (rendered and stored at first need), in French
+    whatever the email's language: French is the legal language of the invoice."""
     if email.template in QUOTE_PDF_TEMPLATES:
         quote = load(Quote, email.context["quote_id"])
-        return [(f"{quote.reference}.pdf", documents.quote_pdf(quote))]
+        with force_locale(language):
+            return [(f"{quote.reference}.pdf", documents.quote_pdf(quote))]
     if email.template in INVOICE_PDF_TEMPLATES:
         invoice = load(Invoice, email.context["invoice_id"])
         return [(f"{invoice.number}.pdf", documents.invoice_pdf(invoice))]
