@@ -12,6 +12,7 @@ user), so split modules would import each other. What guards the rows beyond the
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -32,11 +33,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
-    func,
     text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from .extensions import db
 
@@ -148,9 +148,33 @@ def _enum(enum_class: type[enum.Enum]) -> Enum:
     )
 
 
+# Letters NFKD does not decompose, written as a French reader types them; typographic apostrophes
+# as the keyboard's.
+_SEARCH_SPELLINGS = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ø": "o", "Ø": "o",
+                                   "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "’": "'", "‘": "'"})
+
+
+def fold_for_search(text: str) -> str:
+    """`text` as the name search compares it: lower case, without accents (NFKD less its
+    combining marks, œ → oe, ß → ss…), its spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_SEARCH_SPELLINGS))
+    bare = "".join(character for character in decomposed if not unicodedata.combining(character))
+    return " ".join(bare.casefold().split())
+
+
+def email_domain(email: str | None) -> str | None:
+    """The domain of an address, lower case ("lefevre-associes.fr"); None without an "@"."""
+    local, at, domain = (email or "").rpartition("@")
+    return domain.strip().lower() or None if at and local else None
+
+
 class Organisation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
+    # The name folded for the search bar (fold_for_search), set with the name (_fold_name below):
+    # "lefevre" finds « Cabinet Lefèvre », through an index, on PostgreSQL and SQLite alike.
+    # Text: folding may lengthen a name (œ → oe).
+    folded_name: Mapped[str] = mapped_column(Text)
     legal_form: Mapped[str | None] = mapped_column(String(50))
     siren: Mapped[str | None] = mapped_column(String(9), index=True)
     siret: Mapped[str | None] = mapped_column(String(14), index=True)
@@ -184,16 +208,21 @@ class Organisation(db.Model):
 
     __table_args__ = (
         CheckConstraint("payment_terms_days >= 0 AND payment_terms_days <= 60", name="payment_terms"),
-        # The search bar's "name contains" (ILIKE '%…%') on PostgreSQL: a trigram index (pg_trgm,
-        # created with the table below); elsewhere the dialect options are ignored (a plain index).
-        Index("ix_organisation_name_trgm", "name", postgresql_using="gin",
-              postgresql_ops={"name": "gin_trgm_ops"}),
-        # SQLite only: search results come in lower(name) order, LIMIT n, and read in this index's
+        # The search bar's "name contains" (LIKE '%…%' on the folded name) on PostgreSQL: a trigram
+        # index (pg_trgm, created with the table: schema_guards). SQLite has its FTS5 table instead.
+        Index("ix_organisation_folded_name_trgm", "folded_name", postgresql_using="gin",
+              postgresql_ops={"folded_name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        # SQLite only: search results come in folded_name order, LIMIT n, and read in this index's
         # order SQLite stops at the n-th match instead of testing and sorting every name.
         # PostgreSQL finds the matches faster through the trigram index, then sorts the few found.
-        Index("ix_organisation_lower_name", func.lower(text("name"))).ddl_if(dialect="sqlite"),
+        Index("ix_organisation_folded_name", "folded_name").ddl_if(dialect="sqlite"),
         Index("uq_organisation_external_id", "external_id", unique=True),
     )
+
+    @validates("name")
+    def _fold_name(self, _key: str, name: str) -> str:
+        self.folded_name = fold_for_search(name or "")
+        return name
 
     def __str__(self) -> str:
         return self.name
@@ -202,6 +231,9 @@ class Organisation(db.Model):
 class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
+    # What follows the "@", set with the email (_keep_email_domain): the search bar finds an
+    # organisation by its members' domain through this index.
+    email_domain: Mapped[str | None] = mapped_column(String(254), index=True)
     full_name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[UserKind] = mapped_column(_enum(UserKind))
     staff_role: Mapped[StaffRole | None] = mapped_column(_enum(StaffRole))
@@ -228,6 +260,11 @@ class User(UserMixin, db.Model):
             name="kind_roles",
         ),
     )
+
+    @validates("email")
+    def _keep_email_domain(self, _key: str, email: str) -> str:
+        self.email_domain = email_domain(email)
+        return email
 
     @property
     def is_active(self) -> bool:  # Flask-Login: a deactivated user cannot sign in

@@ -164,26 +164,28 @@ for _table, (_rows, _when) in EVIDENCE_TABLES.items():
 
 # --- Organisation name search -----------------------------------------------------------------
 
-# ix_organisation_name_trgm needs the pg_trgm extension (trusted: the database owner may create it).
+# ix_organisation_folded_name_trgm needs the pg_trgm extension (trusted: the database owner may
+# create it).
 event.listen(Organisation.__table__, "before_create",
              DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
-# SQLite's counterpart of the trigram index: an FTS5 table of the organisations' names (trigram
-# tokenizer, the names read from `organisation` itself), kept in step by triggers. The search bar
-# reads it for a "name contains" of three letters or more instead of testing every name with LIKE.
+# SQLite's counterpart of the trigram index: an FTS5 table of the organisations' folded names
+# (Organisation.folded_name, trigram tokenizer, the names read from `organisation` itself), kept in
+# step by triggers. The search bar reads it for a "name contains" of three letters or more instead
+# of testing every name with LIKE.
 ORGANISATION_NAME_SEARCH = "organisation_name_search"
 SQLITE_NAME_SEARCH_DDL = [
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {ORGANISATION_NAME_SEARCH} USING fts5("
-    "name, content='organisation', content_rowid='id', tokenize='trigram')",
+    "folded_name, content='organisation', content_rowid='id', tokenize='trigram')",
     f"CREATE TRIGGER {ORGANISATION_NAME_SEARCH}_insert AFTER INSERT ON organisation BEGIN "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}(rowid, name) VALUES (new.id, new.name); END",
+    f"INSERT INTO {ORGANISATION_NAME_SEARCH}(rowid, folded_name) VALUES (new.id, new.folded_name); END",
     f"CREATE TRIGGER {ORGANISATION_NAME_SEARCH}_delete AFTER DELETE ON organisation BEGIN "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}({ORGANISATION_NAME_SEARCH}, rowid, name) "
-    "VALUES ('delete', old.id, old.name); END",
-    f"CREATE TRIGGER {ORGANISATION_NAME_SEARCH}_update AFTER UPDATE OF name ON organisation BEGIN "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}({ORGANISATION_NAME_SEARCH}, rowid, name) "
-    "VALUES ('delete', old.id, old.name); "
-    f"INSERT INTO {ORGANISATION_NAME_SEARCH}(rowid, name) VALUES (new.id, new.name); END",
+    f"INSERT INTO {ORGANISATION_NAME_SEARCH}({ORGANISATION_NAME_SEARCH}, rowid, folded_name) "
+    "VALUES ('delete', old.id, old.folded_name); END",
+    f"CREATE TRIGGER {ORGANISATION_NAME_SEARCH}_update AFTER UPDATE OF folded_name ON organisation BEGIN "
+    f"INSERT INTO {ORGANISATION_NAME_SEARCH}({ORGANISATION_NAME_SEARCH}, rowid, folded_name) "
+    "VALUES ('delete', old.id, old.folded_name); "
+    f"INSERT INTO {ORGANISATION_NAME_SEARCH}(rowid, folded_name) VALUES (new.id, new.folded_name); END",
 ]
 _on_create(Organisation.__table__, "sqlite", SQLITE_NAME_SEARCH_DDL)
 event.listen(Organisation.__table__, "before_drop",

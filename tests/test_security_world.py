@@ -64,8 +64,10 @@ USER_TEXT_FIELDS = {
 }
 # Text columns nobody types freely: validated formats, numbers, hashes, system or Stripe values.
 SYSTEM_TEXT_FIELDS = {
-    "organisation": {"siren", "siret", "vat_number", "postal_code", "country", "external_id"},
-    "user": {"email", "password_hash", "language"},  # language: a code chosen by a button (fr, en)
+    # folded_name and email_domain: search keys the model derives from the name and the email,
+    # never shown; language: a code chosen by a button (fr, en).
+    "organisation": {"siren", "siret", "vat_number", "postal_code", "country", "external_id", "folded_name"},
+    "user": {"email", "password_hash", "language", "email_domain"},
     "terms_version": {"sha256"},
     "quote": {"number", "billing_period"},
     "decision": {"terms_sha256", "quote_sha256", "ip", "actor_role"},

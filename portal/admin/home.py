@@ -5,29 +5,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import jsonify, request, url_for
+from flask import jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
+from flask_babel import gettext as _
 from sqlalchemy import Select, bindparam, func, literal, select
 from sqlalchemy.orm import joinedload
 
 from ..dates import paris_today
 from ..extensions import db
+from ..labels import label
 from ..models import (
     BillingMode,
     Invoice,
+    InvoiceKind,
     Organisation,
     Quote,
     QuoteRequest,
     QuoteRequestStatus,
     QuoteStatus,
+    quote_reference,
 )
 from ..read_only import read_only
-from ..search import search_organisations
+from ..search import documents_numbered, find_document, search_organisations
 from .base import StaffOnly
 
 QUEUE_PREVIEW = 10
 EXPIRY_WARNING_DAYS = 7
 QUEUE_COUNT_CAP = 999
+SUGGESTIONS = 10
 
 
 @dataclass
@@ -49,8 +54,11 @@ class HomeView(StaffOnly, AdminIndexView):
     def index(self):
         query = request.args.get("q", "").strip()
         if query:
-            # A search is a task of its own: its results alone (rows of search.HIT_COLUMNS), the
-            # queues one click away.
+            # A whole quote or invoice number opens that document; any other search is a task of
+            # its own: its results alone (rows of search.HIT_COLUMNS), the queues one click away.
+            document = find_document(query)
+            if document is not None:
+                return redirect(document_url(document))
             return self.render("admin/home.html", query=query, results=search_organisations(query))
         today = paris_today()
         return self.render("admin/home.html", query="", results=None, today=today,
@@ -59,11 +67,34 @@ class HomeView(StaffOnly, AdminIndexView):
     @expose("/recherche")
     @read_only
     def suggest(self):
-        """Search results as you type (JSON)."""
-        found = search_organisations(request.args.get("q", ""), limit=10)
-        return jsonify([{"name": row.name, "siren": row.siren or "", "city": row.city or "",
-                         "url": url_for("organisation.page", organisation_id=row.id)}
-                        for row in found])
+        """Search results as you type (JSON): the quotes and invoices whose number starts as typed
+        (half the list at most), then the organisations found."""
+        query = request.args.get("q", "")
+        documents = documents_numbered(query, limit=SUGGESTIONS // 2)
+        organisations = search_organisations(query, limit=SUGGESTIONS - len(documents))
+        return jsonify([_document_suggestion(row) for row in documents]
+                       + [{"kind": "organisation", "name": row.name, "siren": row.siren or "",
+                           "city": row.city or "",
+                           "url": url_for("organisation.page", organisation_id=row.id)}
+                          for row in organisations])
+
+
+def document_url(document) -> str:
+    """The back-office page of a document row of search.find_document / documents_numbered."""
+    if document.kind == "quote":
+        return url_for("quote_editor.detail", quote_id=document.id)
+    return url_for("invoices.details_view", id=document.id)
+
+
+def _document_suggestion(document) -> dict[str, str]:
+    if document.kind == "quote":
+        kind = _("Devis")
+        reference = quote_reference(document.id, document.number, document.revision)
+    else:
+        kind, reference = label(InvoiceKind(document.kind)), document.number
+    name = _("%(kind)s %(reference)s — %(organisation)s", kind=kind, reference=reference,
+             organisation=document.organisation_name)
+    return {"kind": document.kind, "name": name, "siren": "", "city": "", "url": document_url(document)}
 
 
 def _queue_statements(model, *criteria, load, order_by, also=()) -> tuple[Select, Select]:
