@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from . import jobs, pages
-from .bulk import database_exists, ensure_indexes
+from .bulk import database_exists, ensure_indexes, missing_columns
 from .generate import fixtures, generate
 from .peer import create_peer_app, peer_urls
 from .throughput import measure_throughput
@@ -42,7 +42,10 @@ def database_url(database: str, name: str, pg_url: str) -> str:
 
 
 def prepare(url: str, scale: str, regenerate: bool) -> None:
-    if regenerate or not database_exists(url):
+    missing = missing_columns(url) if not regenerate and database_exists(url) else []
+    if missing:
+        print(f"  {url} date d'avant les colonnes {', '.join(missing)} : générée à nouveau", flush=True)
+    if regenerate or missing or not database_exists(url):
         started = time.perf_counter()
         generate(url, scale)
         print(f"  généré {url} ({scale}) en {time.perf_counter() - started:.0f} s", flush=True)

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from . import audit
 from .exceptions import ApiKeyAlreadyRevoked, ApiKeyNameMissing, ApiKeyScopesMissing, UnknownApiScope
@@ -76,12 +76,16 @@ def revoke_key(key: ApiKey, *, actor: User | None, ip: str | None = None) -> Api
     return key
 
 
+# Built once: every API call runs it, and building a statement and its cache key cost about what
+# running it does.
+ACTIVE_KEY = select(ApiKey).where(ApiKey.secret_hash == bindparam("secret_hash"), ApiKey.revoked_at.is_(None))
+
+
 def find_active_key(secret: str) -> ApiKey | None:
     """The unrevoked key of `secret`, if any."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > 200:
         return None
-    return db.session.scalar(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret),
-                                                   ApiKey.revoked_at.is_(None)))
+    return db.session.scalar(ACTIVE_KEY, {"secret_hash": hash_secret(secret)})
 
 
 def record_use(key: ApiKey, *, now: datetime | None = None) -> None:

@@ -107,7 +107,7 @@ class Config:
     RATE_LIMITS_ENABLED = _env_bool("RATE_LIMITS", True)
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_KEY_PREFIX = "portail-devis"
-    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429 (only there: PortalLimiter.current_limit)
     RATELIMIT_SIGNIN = _env("RATELIMIT_SIGNIN", "10 per minute")
     RATELIMIT_LINK_REQUEST = _env("RATELIMIT_LINK_REQUEST", "5 per minute")
     RATELIMIT_LINK = _env("RATELIMIT_LINK", "10 per minute")

@@ -84,10 +84,14 @@ def record_test(endpoint: WebhookEndpoint, *, now: datetime | None = None) -> Ev
     return event
 
 
+# Built once: every event-worthy change asks it, most often with no endpoint to find.
+ENABLED_ENDPOINTS = (select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+                     .where(WebhookEndpoint.enabled.is_(True)))
+
+
 def subscribed_endpoints(event_type: str) -> list[int]:
     """The ids of the enabled endpoints that subscribe to `event_type`."""
-    rows = db.session.execute(select(WebhookEndpoint.id, WebhookEndpoint.event_types)
-                              .where(WebhookEndpoint.enabled.is_(True)))
+    rows = db.session.execute(ENABLED_ENDPOINTS)
     return [endpoint_id for endpoint_id, types in rows if event_type in types.split()]
 
 

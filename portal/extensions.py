@@ -66,6 +66,15 @@ class PortalLimiter(Limiter):
         # starts trusted, and the flag is raised again at its first failure.
         self._storage_dead = False
 
+    @property
+    def current_limit(self):
+        """The limit this request broke, else None: the X-RateLimit-* and Retry-After headers go on
+        refusals only. Flask-Limiter adds them to every answer when RATELIMIT_HEADERS_ENABLED, at
+        two more storage round trips per request (the window's count and expiry), which the API's
+        busiest call, a consumption, cannot spare; no caller reads them on a success."""
+        limit = super().current_limit
+        return limit if limit is not None and limit.breached else None
+
     def state(self) -> str:
         """"ok"; "degraded" while the shared storage does not answer (each process counts in its own
         memory meanwhile); "off" with rate limits switched off (RATE_LIMITS=0)."""

@@ -197,6 +197,11 @@ class Organisation(db.Model):
     # The sequence number of this organisation's latest event (webhooks): incremented in the
     # transaction that writes the event, so the platform can order one organisation's events.
     event_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The sum of this organisation's credit entries, kept by the database itself (a trigger on each
+    # entry's insert, schema_guards.CREDIT_BALANCE_TRIGGERS), so a consumption reads it with its lock
+    # instead of summing the ledger. Deferred: an organisation loaded earlier in the transaction
+    # would hold a stale copy; credits.credit_balance() reads it from the database.
+    credit_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0", deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     users: Mapped[list[User]] = relationship(

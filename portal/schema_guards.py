@@ -162,6 +162,25 @@ for _table, (_rows, _when) in EVIDENCE_TABLES.items():
     _on_create(_table, "sqlite", SQLITE_EVIDENCE_TRIGGERS[_table.name])
     _on_create(_table, "postgresql", POSTGRESQL_EVIDENCE_TRIGGERS[_table.name])
 
+# --- Credit balances: kept by the database ----------------------------------------------------
+# Each credit entry adds its amount to its organisation's stored balance in the inserting statement,
+# whoever inserts it (the domain, a bulk load, a test), so the balance is always the ledger's sum.
+
+SQLITE_CREDIT_BALANCE_TRIGGERS = [
+    "CREATE TRIGGER credit_entry_balance AFTER INSERT ON credit_entry BEGIN "
+    "UPDATE organisation SET credit_balance = credit_balance + new.amount "
+    "WHERE id = new.organisation_id; END",
+]
+POSTGRESQL_CREDIT_BALANCE_TRIGGERS = [
+    "CREATE OR REPLACE FUNCTION credit_entry_balance() RETURNS trigger AS $$ BEGIN "
+    "UPDATE organisation SET credit_balance = credit_balance + NEW.amount "
+    "WHERE id = NEW.organisation_id; RETURN NULL; END $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER credit_entry_balance AFTER INSERT ON credit_entry FOR EACH ROW "
+    "EXECUTE FUNCTION credit_entry_balance()",
+]
+_on_create(CreditEntry.__table__, "sqlite", SQLITE_CREDIT_BALANCE_TRIGGERS)
+_on_create(CreditEntry.__table__, "postgresql", POSTGRESQL_CREDIT_BALANCE_TRIGGERS)
+
 # --- Organisation name search -----------------------------------------------------------------
 
 # ix_organisation_folded_name_trgm needs the pg_trgm extension (trusted: the database owner may

@@ -168,3 +168,39 @@ def _invoice_triggers(connection) -> int:
     return connection.execute(text(query)).scalar_one()
 
 
+
+def test_upgrading_a_database_with_data_fills_the_new_columns_from_it(tmp_path):
+    """0014 and 0015 on a database that already has organisations, members and a ledger: the folded
+    names and email domains are filled from what is there, each stored balance is its ledger's sum,
+    and from then on the database keeps it."""
+    with _empty_database(tmp_path, "with-data") as url:
+        _flask_db(url, "upgrade", "0013")
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO organisation (id, name, country, billing_mode, payment_terms_days,"
+                " staff_validation_allowed, event_sequence, created_at) VALUES"
+                " (1, 'Cabinet Lefèvre & Associés', 'FR', 'per_order', 30, false, 0, '2026-01-01'),"
+                " (2, 'Sans crédits', 'FR', 'per_order', 30, false, 0, '2026-01-01')"))
+            connection.execute(text(
+                "INSERT INTO \"user\" (id, email, full_name, kind, client_role, organisation_id, active,"
+                " created_at, session_version) VALUES (1, 'Claire@Lefevre-Associes.fr', 'Claire', 'client',"
+                " 'responsable', 1, true, '2026-01-01', 0)"))
+            connection.execute(text(
+                "INSERT INTO credit_entry (organisation_id, kind, amount, reason, created_at) VALUES"
+                " (1, 'adjustment', 100, 'Solde', '2026-01-02'),"
+                " (1, 'consumption', -30, 'Analyse', '2026-01-03')"))
+        _flask_db(url, "upgrade")
+        with engine.begin() as connection:
+            folded = connection.execute(text("SELECT folded_name FROM organisation WHERE id = 1")).scalar()
+            assert folded == "cabinet lefevre & associes"
+            domain = connection.execute(text('SELECT email_domain FROM "user"')).scalar()
+            assert domain == "lefevre-associes.fr"
+            balances = dict(connection.execute(text("SELECT id, credit_balance FROM organisation")).all())
+            assert balances == {1: 70, 2: 0}
+            connection.execute(text(
+                "INSERT INTO credit_entry (organisation_id, kind, amount, reason, created_at)"
+                " VALUES (2, 'adjustment', 5, 'Geste', '2026-01-04')"))
+            balances = dict(connection.execute(text("SELECT id, credit_balance FROM organisation")).all())
+            assert balances == {1: 70, 2: 5}
+        engine.dispose()

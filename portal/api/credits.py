@@ -53,10 +53,9 @@ def list_entries(organisation_id: int):
 @idempotent
 def consume(organisation_id: int):
     """Consume `amount` credits for the platform's `reference`; 409 with the balance if short."""
-    organisation = organisation_or_404(organisation_id)
     body = json_body()
     entry, balance_after = credits.post_consumption(
-        organisation, positive_int(body, "amount"), actor=None, api_key=current_key(),
+        organisation_id, positive_int(body, "amount"), actor=None, api_key=current_key(),
         reason=text_field(body, "description", MAX_DESCRIPTION, required=False) or "",
         external_reference=text_field(body, "reference", MAX_REFERENCE),
     )

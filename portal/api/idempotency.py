@@ -20,7 +20,7 @@ from functools import wraps
 from typing import TypeVar
 
 from flask import Response, current_app, g, json, request
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..exceptions import IdempotencyKeyMissing, IdempotencyKeyReused
@@ -30,6 +30,12 @@ from ..models import ApiIdempotencyKey
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+# The two statements of every write: plain Core on the table, built once, not a unit of work (a
+# consumption's row written and completed through the ORM cost a tenth of its time).
+KEYS = ApiIdempotencyKey.__table__
+INSERT_KEY = insert(KEYS).returning(KEYS.c.id)
+COMPLETE_KEY = update(KEYS).where(KEYS.c.id == bindparam("row_id")).values(
+    status_code=bindparam("status_code"), response_body=bindparam("response_body"))
 View = TypeVar("View", bound=Callable)
 
 
@@ -41,19 +47,18 @@ def idempotent(view: View) -> View:
         api_key_id = g.api_key.id
         key = _header_value()
         fingerprint = request_fingerprint()
-        row = ApiIdempotencyKey(api_key_id=api_key_id, key=key, request_hash=fingerprint,
-                                status_code=0, response_body="")
-        db.session.add(row)
         try:
-            db.session.flush()
+            row_id = db.session.execute(INSERT_KEY, {
+                "api_key_id": api_key_id, "key": key, "request_hash": fingerprint, "status_code": 0,
+                "response_body": ""}).scalar_one()
         except IntegrityError:
             # A request with this key committed before (a retry), or while this one waited on the
             # index (concurrent requests).
             db.session.rollback()
             return _replay(_stored(api_key_id, key), fingerprint)
         response = current_app.make_response(view(*args, **kwargs))
-        row.status_code = response.status_code
-        row.response_body = response.get_data(as_text=True)
+        db.session.execute(COMPLETE_KEY, {"row_id": row_id, "status_code": response.status_code,
+                                          "response_body": response.get_data(as_text=True)})
         return response
 
     return wrapper  # type: ignore[return-value]
