@@ -66,13 +66,21 @@ def _accept_quote(page: Page) -> None:
     page.get_by_role("button", name="Valider", exact=True).click()
 
 
-def _pay_by_card(page: Page, number: str = "4242 4242 4242 4242") -> None:
-    """Type the test card in the Stripe.js card element (localstripe's: number, month, year, CVC)."""
+# The payment page's test-card hint, as a demo user reads it.
+TEST_CARD_HINT = re.compile(r"carte (?P<number>\d{16}), mois (?P<month>\d\d), année sur deux chiffres "
+                            r"(?P<year>\d\d) \(pour 20(?P=year)\), cryptogramme (?P<cvc>\d{3})")
+
+
+def _pay_by_card(page: Page, number: str | None = None) -> None:
+    """Type the card in the Stripe.js card element (localstripe's: number, month, two-digit year,
+    CVC) exactly as the page's test-card hint says: the payment succeeding proves the hint right."""
+    hint = TEST_CARD_HINT.search(page.get_by_text("Environnement de test (localstripe)").inner_text())
+    assert hint, "the payment page tells the demo user which test card to type"
     card = page.locator("#card-element")
-    card.get_by_placeholder("number").fill(number.replace(" ", ""))
-    card.get_by_placeholder("exp_month").fill("12")
-    card.get_by_placeholder("exp_year").fill("34")
-    card.get_by_placeholder("cvc").fill("123")
+    card.get_by_placeholder("number").fill((number or hint["number"]).replace(" ", ""))
+    card.get_by_placeholder("exp_month").fill(hint["month"])
+    card.get_by_placeholder("exp_year").fill(hint["year"])
+    card.get_by_placeholder("cvc").fill(hint["cvc"])
     page.get_by_role("button", name=re.compile(r"^Payer .* par carte$")).click()
 
 
