@@ -22,6 +22,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from . import audit, billing
 from .dates import paris_today, period_bounds
+from .documents import format_period
 from .exceptions import CloseAlreadyQueued, DomainError, PeriodNotOver
 from .extensions import db
 from .models import (
@@ -60,16 +61,20 @@ def check_closable(period: str, now: datetime | None = None) -> None:
 
 
 def _unbilled_quotes_query(period: str):
+    """The accepted monthly quotes a close of `period` bills: those of `period` and those of any
+    earlier month still on no invoice. An acceptance committed after its own month's close (the
+    close did not see it) is so billed by the next close, with its month shown on its lines."""
     return select(Quote).where(
         Quote.status == QuoteStatus.ACCEPTED,
         Quote.billing_mode == BillingMode.MONTHLY,
-        Quote.billing_period == period,
+        Quote.billing_period <= period,
         Quote.monthly_invoice_id.is_(None),
     )
 
 
 def pending_organisation_ids(period: str) -> list[int]:
-    """Organisations with accepted monthly quotes of `period` not yet on an invoice."""
+    """Organisations with accepted monthly quotes of `period` (or of an earlier month, accepted
+    after its close) not yet on an invoice."""
     query = _unbilled_quotes_query(period).with_only_columns(Quote.organisation_id).distinct()
     return sorted(db.session.scalars(query))
 
@@ -225,7 +230,7 @@ def close_organisations_month(
         return result
     _, next_month = period_bounds(period)
     invoices = billing.issue_monthly_invoices(
-        [(organisation, _invoice_lines(quotes)) for organisation, quotes in to_bill],
+        [(organisation, _invoice_lines(quotes, period)) for organisation, quotes in to_bill],
         period=period, sale_date=next_month - timedelta(days=1), now=now)
     billed_now = list(zip(invoices, to_bill, strict=True))
     _mark_quotes_billed(billed_now)
@@ -242,40 +247,51 @@ def close_organisations_month(
 
 @dataclass(frozen=True)
 class _QuoteLines:
-    """An unbilled quote as the invoice needs it: its id, reference and lines (plain rows)."""
+    """An unbilled quote as the invoice needs it: its id, reference, month and lines (plain rows)."""
 
     quote_id: int
     reference: str
+    period: str
     lines: list
 
 
 def _unbilled_lines(period: str, organisation_ids: list[int]) -> dict[int, list[_QuoteLines]]:
-    """The unbilled quotes of `period` of these organisations with their lines, in invoice order."""
+    """The unbilled quotes of `period` (and earlier) of these organisations with their lines, in
+    invoice order."""
     rows = db.session.execute(
         _unbilled_quotes_query(period)
         .with_only_columns(Quote.organisation_id, Quote.id, Quote.number, Quote.revision,
-                           QuoteLine.label, QuoteLine.quantity, QuoteLine.unit_price_cents,
-                           QuoteLine.vat_rate_bp)
+                           Quote.billing_period, QuoteLine.label, QuoteLine.quantity,
+                           QuoteLine.unit_price_cents, QuoteLine.vat_rate_bp)
         .join(QuoteLine, QuoteLine.quote_id == Quote.id)
         .where(Quote.organisation_id.in_(organisation_ids))
         .order_by(Quote.organisation_id, Quote.decided_at, Quote.id, QuoteLine.position)
     ).all()
     found: dict[int, list[_QuoteLines]] = {}
-    for organisation_id, quote_id, number, revision, *line in rows:
+    for organisation_id, quote_id, number, revision, quote_period, *line in rows:
         quotes = found.setdefault(organisation_id, [])
         if not quotes or quotes[-1].quote_id != quote_id:
-            quotes.append(_QuoteLines(quote_id, quote_reference(quote_id, number, revision), []))
+            reference = quote_reference(quote_id, number, revision)
+            quotes.append(_QuoteLines(quote_id, reference, quote_period, []))
         quotes[-1].lines.append(line)
     return found
 
 
-def _invoice_lines(quotes: list[_QuoteLines]) -> list[billing.LineDraft]:
+def _invoice_lines(quotes: list[_QuoteLines], period: str) -> list[billing.LineDraft]:
+    """The invoice's lines: each quote's, labelled with its reference, and with its own month when
+    it was accepted in an earlier one (after that month's close). Invoices are French."""
     return [
-        billing.LineDraft(label=f"{quote.reference} — {label}", quantity=quantity,
+        billing.LineDraft(label=f"{_line_prefix(quote, period)} — {label}", quantity=quantity,
                           unit_price_cents=unit_price_cents, vat_rate_bp=vat_rate_bp,
                           quote_id=quote.quote_id)
         for quote in quotes for label, quantity, unit_price_cents, vat_rate_bp in quote.lines
     ]
+
+
+def _line_prefix(quote: _QuoteLines, period: str) -> str:
+    if quote.period == period:
+        return quote.reference
+    return f"{quote.reference} (validé en {format_period(quote.period)})"
 
 
 def _mark_quotes_billed(billed_now: list[tuple[Invoice, tuple[Organisation, list[_QuoteLines]]]]) -> None:

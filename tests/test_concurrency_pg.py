@@ -580,6 +580,45 @@ def test_close_month_process_killed_mid_transaction_gives_its_numbers_back():
     assert_billed_once(period, org_ids, quote_ids, late_id)
 
 
+def test_an_acceptance_racing_its_months_close_is_billed_once_by_the_next_close(wide_app):
+    """The close holds the organisation; an acceptance of the same month waits for it (its decision
+    references the organisation) and commits after: the close did not see it. It is on no invoice,
+    then on the next month's, with its month shown, and on no other."""
+    period, org_ids, quote_ids, late_id = monthly_world(1)
+    org = db.session.get(Organisation, org_ids[0])
+    gestionnaire = next(user for user in org.users if user.client_role == ClientRole.GESTIONNAIRE)
+    in_period = datetime.combine(period_bounds(period)[1] - timedelta(days=1), datetime.min.time())
+    lines = [LineInput(product_id=factories.product().id, quantity=3)]
+    racing = factories.sent_quote(org, actor=factories.staff(StaffRole.ADMIN), recipient=gestionnaire,
+                                  now=in_period, lines=lines)
+    cgv_id = db.session.scalar(select(func.max(TermsVersion.id)))
+    racing_id, gestionnaire_id = racing.id, gestionnaire.id
+    db.session.commit()
+
+    def accept():
+        quotes.accept(db.session.get(Quote, racing_id), actor=db.session.get(User, gestionnaire_id),
+                      terms_version=db.session.get(TermsVersion, cgv_id), channel=Channel.PORTAL,
+                      now=in_period + timedelta(hours=20))
+
+    holder, racer = hold_then_race(
+        wide_app, lambda: monthly.close_organisations_month(org_ids, period), accept)
+
+    assert racer.refusal is None
+    db.session.expire_all()
+    assert db.session.get(Quote, racing_id).billing_period == period
+    assert db.session.get(Quote, racing_id).monthly_invoice_id is None
+    assert_billed_once(period, org_ids, quote_ids, late_id)
+
+    next_period = period_bounds(period)[1].strftime("%Y-%m")
+    after_it = datetime.combine(period_bounds(next_period)[1], datetime.min.time()) + timedelta(hours=6)
+    monthly.close_month(next_period, now=after_it)
+    next_invoice = db.session.scalar(select(Invoice).where(Invoice.billing_period == next_period))
+    assert db.session.get(Quote, racing_id).monthly_invoice_id == next_invoice.id
+    labels = [line.label for line in next_invoice.lines if line.quote_id == racing_id]
+    assert labels and all(" (validé en " in label for label in labels)
+    assert Counter(db.session.scalars(select(InvoiceLine.quote_id)))[racing_id] == len(labels) == 1
+
+
 # --- 6. Payments and credits ------------------------------------------------------------------
 
 

@@ -126,9 +126,9 @@ def test_an_organisation_refused_in_a_batch_leaves_the_others_billed(make, billi
     assert _count(OutboxEmail, OutboxEmail.template == "monthly_invoice_issued") == 2
 
 
-def test_other_months_and_per_order_quotes_are_left_alone(make, billing_world):
+def test_later_months_and_per_order_quotes_are_left_alone(make, billing_world):
     admin, terms = billing_world
-    _monthly_org_with_quotes(make, admin, terms, 1, accepted_at=datetime(2026, 2, 27, 9))
+    _monthly_org_with_quotes(make, admin, terms, 1, accepted_at=datetime(2026, 4, 2, 9))
     per_order = make.organisation(billing_mode=BillingMode.PER_ORDER)
     decider = make.client_user(per_order, ClientRole.GESTIONNAIRE)
     quote = make.sent_quote(per_order, actor=admin, recipient=decider, now=ACCEPTED_AT)
@@ -136,7 +136,58 @@ def test_other_months_and_per_order_quotes_are_left_alone(make, billing_world):
     db.session.commit()
     assert monthly.pending_organisation_ids("2026-03") == []
     assert monthly.close_month("2026-03", now=CLOSE_AT).invoices == []
-    assert len(monthly.close_month("2026-02", now=CLOSE_AT).invoices) == 1
+    assert len(monthly.close_month("2026-04", now=datetime(2026, 5, 1, 6)).invoices) == 1
+
+
+def _lines_of(invoice_number: str) -> list[str]:
+    invoice = db.session.scalar(select(Invoice).where(Invoice.number == invoice_number))
+    return [line.label for line in invoice.lines]
+
+
+def test_an_acceptance_committed_after_its_months_close_is_billed_by_the_next_close(make, billing_world):
+    """The close of March ran; a quote accepted on 31 March commits after it (it waited for the
+    close's lock on its organisation): a rerun of March leaves it, the close of April bills it
+    with its month on its lines, beside April's own quotes. Never unbilled, never twice."""
+    admin, terms = billing_world
+    org, march = _monthly_org_with_quotes(make, admin, terms, 1)
+    db.session.commit()
+    [march_invoice] = monthly.close_month("2026-03", now=CLOSE_AT).invoices
+
+    decider = next(user for user in org.users if user.client_role == ClientRole.GESTIONNAIRE)
+    late = make.sent_quote(org, actor=admin, recipient=decider, now=ACCEPTED_AT)
+    quotes.accept(late, actor=decider, terms_version=terms, channel=Channel.PORTAL,
+                  now=datetime(2026, 3, 31, 21, 59))  # 23:59 in Paris: a March acceptance
+    april = make.sent_quote(org, actor=admin, recipient=decider, now=datetime(2026, 4, 10, 9))
+    quotes.accept(april, actor=decider, terms_version=terms, channel=Channel.PORTAL,
+                  now=datetime(2026, 4, 10, 9))
+    db.session.commit()
+    assert late.billing_period == "2026-03"
+    assert monthly.pending_organisation_ids("2026-03") == [org.id]  # shown as still to bill…
+    rerun = monthly.close_month("2026-03", now=CLOSE_AT)
+    assert (rerun.invoices, rerun.already_billed, rerun.failures) == ([], 1, [])  # …but March has its invoice
+    assert db.session.get(Quote, late.id).monthly_invoice_id is None
+
+    [april_invoice] = monthly.close_month("2026-04", now=datetime(2026, 5, 1, 6)).invoices
+    labels = _lines_of(april_invoice)
+    assert [label for label in labels if label.startswith(late.reference)] == [
+        f"{late.reference} (validé en mars 2026) — {line.label}" for line in late.lines]
+    assert [label for label in labels if label.startswith(april.reference)] == [
+        f"{april.reference} — {line.label}" for line in april.lines]
+    db.session.expire_all()
+    billed = dict(db.session.execute(select(Quote.id, Quote.monthly_invoice_id)).all())
+    invoice_ids = dict(db.session.execute(select(Invoice.number, Invoice.id)).all())
+    assert billed == {march[0].id: invoice_ids[march_invoice], late.id: invoice_ids[april_invoice],
+                      april.id: invoice_ids[april_invoice]}
+
+
+def test_a_month_never_closed_is_billed_by_the_next_close_rather_than_never(make, billing_world):
+    admin, terms = billing_world
+    org, february = _monthly_org_with_quotes(make, admin, terms, 1, accepted_at=datetime(2026, 2, 27, 9))
+    db.session.commit()
+    assert monthly.pending_organisation_ids("2026-03") == [org.id]
+    [invoice] = monthly.close_month("2026-03", now=CLOSE_AT).invoices
+    assert _lines_of(invoice)[0].startswith(f"{february[0].reference} (validé en février 2026) — ")
+    assert monthly.close_month("2026-02", now=CLOSE_AT).invoices == []
 
 
 def test_preview_lists_what_will_be_billed(make, billing_world):
