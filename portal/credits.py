@@ -235,19 +235,27 @@ def _locked_balance(organisation_id: int) -> int:
 
 
 # Built once (a consumption's statements are the API's busiest): the organisation and its balance,
-# its row locked until the commit. The balance is a column of its own: an organisation loaded
-# earlier in the session keeps its attributes, but the balance is always the row's.
-LOCKED_ORGANISATION = (select(Organisation, Organisation.credit_balance)
+# its row locked until the commit, and whether any webhook endpoint could hear of the entry. The
+# balance is a column of its own: an organisation loaded earlier in the session keeps its
+# attributes, but the balance is always the row's.
+LOCKED_ORGANISATION = (select(Organisation, Organisation.credit_balance, events.ANY_ENABLED_ENDPOINT)
                        .where(Organisation.id == bindparam("organisation_id")).with_for_update())
 
 
-def _locked_organisation(organisation_id: int) -> tuple[Organisation, int]:
-    """The organisation and its balance, read from its row locked until the commit (one statement)."""
+class LockedOrganisation(NamedTuple):
+    organisation: Organisation
+    balance: int
+    any_enabled_endpoint: bool
+
+
+def _locked_organisation(organisation_id: int) -> LockedOrganisation:
+    """The organisation, its balance and whether an endpoint is enabled, read with its row locked
+    until the commit (one statement)."""
     found = db.session.execute(LOCKED_ORGANISATION, {"organisation_id": organisation_id}).one_or_none()
     if found is None:
         raise OrganisationNotFound(resource="organisation")
-    organisation, balance = found
-    return organisation, balance
+    organisation, balance, any_enabled_endpoint = found
+    return LockedOrganisation(organisation, balance, bool(any_enabled_endpoint))
 
 
 def _append_entry(
@@ -261,7 +269,7 @@ def _append_entry(
     external_reference: str | None = None,
     api_key: ApiKey | None = None,
 ) -> Posting:
-    organisation, balance = _locked_organisation(organisation_id)
+    organisation, balance, any_enabled_endpoint = _locked_organisation(organisation_id)
     if balance + amount < 0:
         raise InsufficientCredits(balance=balance)
     entry = CreditEntry(organisation_id=organisation.id, kind=kind, amount=amount,
@@ -273,5 +281,6 @@ def _append_entry(
     audit.record(f"credits.{kind.value}", entry, actor=actor, organisation_id=organisation.id,
                  ip=ip, amount=amount, reason=reason, external_reference=external_reference,
                  api_key=api_key.prefix if api_key else None)
-    events.record(ENTRY_EVENTS[kind], organisation, entry_json(entry))
+    if any_enabled_endpoint:  # else no endpoint subscribes: events.record would write nothing
+        events.record(ENTRY_EVENTS[kind], organisation, entry_json(entry))
     return Posting(entry, balance + amount)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, select, update
 
 from .extensions import db
 from .i18n import lazy_gettext as _l
@@ -84,6 +84,9 @@ def record_test(endpoint: WebhookEndpoint, *, now: datetime | None = None) -> Ev
     return event
 
 
+# Whether any endpoint is enabled, as a column: a caller's own statement carries it, so that a change
+# no endpoint can hear of costs no statement of its own (a consumption, the API's busiest call).
+ANY_ENABLED_ENDPOINT = exists().where(WebhookEndpoint.enabled.is_(True)).label("any_enabled_endpoint")
 # Built once: every event-worthy change asks it, most often with no endpoint to find.
 ENABLED_ENDPOINTS = (select(WebhookEndpoint.id, WebhookEndpoint.event_types)
                      .where(WebhookEndpoint.enabled.is_(True)))

@@ -611,7 +611,8 @@ class Payment(db.Model):
 
 
 class CreditEntry(db.Model):
-    """Append-only credit ledger; the balance is the sum of `amount`."""
+    """Append-only credit ledger; the balance is the sum of `amount` (stored on the organisation,
+    kept by the database: Organisation.credit_balance)."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
@@ -635,8 +636,8 @@ class CreditEntry(db.Model):
     # One grant (and at most one reversal) per quote; NULL quote ids never collide.
     __table_args__ = (
         UniqueConstraint("quote_id", "kind"),
-        # A balance is the SUM of an organisation's amounts: read from this index alone (PostgreSQL's
-        # index-only scan; 2 ms → 0.15 ms at 1,000 entries), not from the ledger's rows.
+        # An organisation's ledger summed from this index alone (PostgreSQL's index-only scan; 2 ms →
+        # 0.15 ms at 1,000 entries), not from its rows: the stored balance's checks and backfill.
         Index("ix_credit_entry_organisation_amount", "organisation_id", "amount"),
     )
 
