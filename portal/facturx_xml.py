@@ -26,6 +26,8 @@ NS = {
 }
 TYPE_CODES = {InvoiceKind.INVOICE: "380", InvoiceKind.CREDIT_NOTE: "381"}
 SIREN_SCHEME = "0002"  # ISO 6523 ICD of the French SIRENE register
+# Electronic address scheme (EAS) of the French e-invoicing directory: the address is the SIREN.
+FRENCH_DIRECTORY_SCHEME = "0225"
 CARD_PAYMENT = "48"  # UNTDID 4461: bank card
 SEPA_TRANSFER = "58"  # UNTDID 4461: SEPA credit transfer
 
@@ -193,7 +195,12 @@ def _xml_party(parent: etree._Element, tag: str, *, name: str, party: dict[str, 
         if party.get(key):
             _el(address, tag_name, party[key])
     _el(address, "ram:CountryID", party.get("country") or "FR")
-    if party.get("email"):
+    # The electronic address (BT-34, BT-49; one per party): the SIREN in the French directory's scheme,
+    # where the reform's platforms route invoices; else the email address.
+    if party.get("siren"):
+        _el(_el(element, "ram:URIUniversalCommunication"), "ram:URIID", party["siren"],
+            schemeID=FRENCH_DIRECTORY_SCHEME)
+    elif party.get("email"):
         _el(_el(element, "ram:URIUniversalCommunication"), "ram:URIID", party["email"], schemeID="EM")
     if party.get("vat_number"):
         _el(_el(element, "ram:SpecifiedTaxRegistration"), "ram:ID", party["vat_number"], schemeID="VA")
