@@ -227,7 +227,8 @@ def _staff_role(role: StaffRole | str) -> StaffRole:
 SELLER_FIELDS = (
     "company_name", "legal_form", "share_capital", "address_line1", "address_line2", "postal_code",
     "city", "country", "siren", "rcs_city", "vat_number", "email", "phone", "iban", "bic",
-    "early_payment_discount", "late_penalty_rate", "operation_category", "quote_validity_days",
+    "early_payment_discount", "late_penalty_rate", "operation_category", "vat_on_debits",
+    "quote_validity_days",
 )
 
 

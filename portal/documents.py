@@ -399,6 +399,7 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
         "covered_quotes": _covered_quotes(invoice),
         "show_sale_date": invoice.sale_date is not None and invoice.sale_date != invoice.issue_date,
         "operation_category": OPERATION_CATEGORIES.get(category, category),
+        "vat_on_debits": seller.get("vat_on_debits") is True,
         "early_payment_discount": seller.get("early_payment_discount") or "néant",
         "late_penalty_rate": seller.get("late_penalty_rate") or "trois fois le taux d'intérêt légal",
         "recovery_indemnity": RECOVERY_INDEMNITY,

@@ -30,6 +30,8 @@ SIREN_SCHEME = "0002"  # ISO 6523 ICD of the French SIRENE register
 FRENCH_DIRECTORY_SCHEME = "0225"
 CARD_PAYMENT = "48"  # UNTDID 4461: bank card
 SEPA_TRANSFER = "58"  # UNTDID 4461: SEPA credit transfer
+# BT-8, when the seller opted to pay VAT on debits: the tax is due at the invoice's date (UNTDID 2475).
+VAT_DUE_AT_INVOICE_DATE = "5"
 
 
 def xml_amount(cents: int) -> str:
@@ -123,6 +125,8 @@ def cii_xml(invoice: Invoice, context: dict[str, Any]) -> bytes:
         _el(tax, "ram:TypeCode", "VAT")
         _el(tax, "ram:BasisAmount", xml_amount(group["basis"]))
         _el(tax, "ram:CategoryCode", vat_category(group["rate_bp"]))
+        if context["vat_on_debits"]:
+            _el(tax, "ram:DueDateTypeCode", VAT_DUE_AT_INVOICE_DATE)
         _el(tax, "ram:RateApplicablePercent", xml_amount(group["rate_bp"]))
     if invoice.billing_period:
         first, last = billing_period_bounds(invoice.billing_period)

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -797,6 +798,9 @@ class SellerSettings(db.Model):
         String(200), default="trois fois le taux d'intérêt légal"
     )
     operation_category: Mapped[str] = mapped_column(String(20), default="services")
+    # « Option pour le paiement de la taxe d'après les débits » (CGI art. 269, 2-c): a seller of
+    # services who opted pays VAT at invoicing, not at payment, and its invoices must say so.
+    vat_on_debits: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     quote_validity_days: Mapped[int] = mapped_column(Integer, default=30)
 
     def __str__(self) -> str:

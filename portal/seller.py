@@ -30,7 +30,7 @@ def seller_settings() -> SellerSettings:
 
 SNAPSHOT_SELLER_FIELDS = list(MANDATORY_SELLER_FIELDS) + [
     "address_line2", "country", "email", "phone", "iban", "bic",
-    "early_payment_discount", "late_penalty_rate", "operation_category",
+    "early_payment_discount", "late_penalty_rate", "operation_category", "vat_on_debits",
 ]
 # Read as a plain row: every invoice reads it, and loading the model object (and flushing the
 # session's pending rows first) cost more than the query.

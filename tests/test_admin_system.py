@@ -344,6 +344,17 @@ def test_seller_settings_are_updated(staff_client):
     assert _count(SellerSettings) == 1
 
 
+def test_the_option_for_vat_on_debits_is_ticked_and_unticked_from_the_seller_settings(staff_client):
+    assert "Option pour le paiement de la TVA d'après les débits" in page_text(
+        staff_client.get("/admin/parametres-vendeur/"))
+    post_form(staff_client, "/admin/parametres-vendeur/", {**SELLER, "vat_on_debits": "y"})
+    db.session.expire_all()
+    assert db.session.get(SellerSettings, 1).vat_on_debits is True
+    post_form(staff_client, "/admin/parametres-vendeur/", SELLER)  # an unticked box is not sent
+    db.session.expire_all()
+    assert db.session.get(SellerSettings, 1).vat_on_debits is False
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("siren", "12345", "Le SIREN compte 9 chiffres."),
     ("company_name", "", "Ce champ est obligatoire sur les factures."),

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import func, select
-from wtforms import EmailField, IntegerField, SelectChoice, SelectField, StringField
+from wtforms import BooleanField, EmailField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -356,6 +356,9 @@ class SellerSettingsForm(PortalForm):
     operation_category = SelectField(_l("Catégorie des opérations"), default="services",
                                      choices=[SelectChoice(value, text) for value, text
                                               in documents.OPERATION_CATEGORIES.items()])
+    vat_on_debits = BooleanField(_l("Option pour le paiement de la TVA d'après les débits"), description=_l(
+        "Cochée, chaque facture émise porte la mention et le code de TVA exigible à la facturation "
+        "(Factur-X) ; les factures déjà émises ne changent pas."))
     quote_validity_days = IntegerField(_l("Validité des devis (jours)"), default=30, validators=[
         InputRequired(message=_l("Indiquez la durée de validité des devis.")),
         NumberRange(min=1, max=365, message=_l("La validité doit être comprise entre 1 et 365 jours."))])
