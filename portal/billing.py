@@ -39,6 +39,7 @@ from .models import (
     Payment,
     PaymentProvider,
     Quote,
+    SupplyKind,
     User,
     utcnow,
 )
@@ -115,6 +116,7 @@ class LineDraft:
     unit_price_cents: int
     vat_rate_bp: int
     quote_id: int | None = None
+    supply_kind: SupplyKind | None = SupplyKind.SERVICES
 
     @property
     def total_ht_cents(self) -> int:
@@ -250,7 +252,7 @@ def _line_rows(invoice_id: int, lines: list[LineDraft]) -> list[dict[str, object
         {"invoice_id": invoice_id, "position": position, "quote_id": line.quote_id, "label": line.label,
          "quantity": line.quantity, "unit_price_cents": line.unit_price_cents,
          "vat_rate_bp": line.vat_rate_bp, "total_ht_cents": line.total_ht_cents,
-         "total_vat_cents": line.total_vat_cents}
+         "total_vat_cents": line.total_vat_cents, "supply_kind": line.supply_kind}
         for position, line in enumerate(lines, start=1)
     ]
 
@@ -264,6 +266,7 @@ def quote_lines_for_invoice(quote: Quote) -> list[LineDraft]:
             unit_price_cents=line.unit_price_cents,
             vat_rate_bp=line.vat_rate_bp,
             quote_id=quote.id,
+            supply_kind=line.supply_kind,
         )
         for line in quote.lines
     ]
@@ -396,7 +399,7 @@ def issue_credit_note(
     db.session.refresh(invoice)
     lines = [
         LineDraft(label=line.label, quantity=line.quantity, unit_price_cents=line.unit_price_cents,
-                  vat_rate_bp=line.vat_rate_bp, quote_id=line.quote_id)
+                  vat_rate_bp=line.vat_rate_bp, quote_id=line.quote_id, supply_kind=line.supply_kind)
         for line in invoice.lines
     ]
     credit_note = issue_invoice(organisation=invoice.organisation, lines=lines,

@@ -379,12 +379,22 @@ def _covered_quotes(invoice: Invoice) -> list[Quote]:
     )
 
 
+def operation_category(lines: list[Any], seller: dict[str, Any]) -> str:
+    """An invoice's « catégorie de l'opération » from what its lines supply: goods, services, or
+    mixed when both; for lines issued before each had its kind, the seller's setting frozen with
+    the invoice."""
+    kinds = {line.supply_kind for line in lines}
+    if not kinds or None in kinds:
+        return seller.get("operation_category") or "services"
+    return "mixed" if len(kinds) > 1 else kinds.pop().value
+
+
 def _invoice_context(invoice: Invoice) -> dict[str, Any]:
     # Frozen snapshots are read as they are; an optional key absent from an old one reads blank.
     seller = dict.fromkeys(SELLER_KEYS, "") | {"country": "FR"} | invoice.seller
     buyer = dict.fromkeys(BUYER_KEYS, "") | {"country": "FR"} | invoice.buyer
     credited = invoice.credited_invoice
-    category = seller.get("operation_category") or "services"
+    category = operation_category(invoice.lines, seller)
     period = invoice.billing_period or (credited.billing_period if credited else None)
     return {
         "language": DEFAULT_LANGUAGE,

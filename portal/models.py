@@ -118,6 +118,14 @@ class CreditEntryKind(enum.StrEnum):
     REVERSAL = "reversal"
 
 
+class SupplyKind(enum.StrEnum):
+    """What a product (and each line that sells it) supplies: it makes an invoice's « catégorie de
+    l'opération » (goods, services, or mixed when both)."""
+
+    GOODS = "goods"
+    SERVICES = "services"
+
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
@@ -293,6 +301,8 @@ class Product(db.Model):
     vat_rate_bp: Mapped[int] = mapped_column(Integer, default=2000)
     credits_per_unit: Mapped[int] = mapped_column(Integer, default=0)
     published: Mapped[bool] = mapped_column(Boolean, default=True)
+    supply_kind: Mapped[SupplyKind] = mapped_column(_enum(SupplyKind), default=SupplyKind.SERVICES,
+                                                    server_default=SupplyKind.SERVICES.value)
 
     __table_args__ = (
         CheckConstraint("unit_price_cents >= 0", name="price_positive"),
@@ -438,6 +448,9 @@ class QuoteLine(db.Model):
     credits_per_unit: Mapped[int] = mapped_column(Integer, default=0)
     total_ht_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     total_vat_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The product's, when the line was written (a line without a product supplies services).
+    supply_kind: Mapped[SupplyKind] = mapped_column(_enum(SupplyKind), default=SupplyKind.SERVICES,
+                                                    server_default=SupplyKind.SERVICES.value)
 
     quote: Mapped[Quote] = relationship(back_populates="lines")
     product: Mapped[Product | None] = relationship()
@@ -594,6 +607,9 @@ class InvoiceLine(db.Model):
     vat_rate_bp: Mapped[int] = mapped_column(Integer)
     total_ht_cents: Mapped[int] = mapped_column(BigInteger)
     total_vat_cents: Mapped[int] = mapped_column(BigInteger)
+    # Its quote line's; None on the lines issued before each line had one (their invoice's category
+    # is then the seller's setting frozen with it).
+    supply_kind: Mapped[SupplyKind | None] = mapped_column(_enum(SupplyKind))
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 

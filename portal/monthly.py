@@ -262,7 +262,7 @@ def _unbilled_lines(period: str, organisation_ids: list[int]) -> dict[int, list[
         _unbilled_quotes_query(period)
         .with_only_columns(Quote.organisation_id, Quote.id, Quote.number, Quote.revision,
                            Quote.billing_period, QuoteLine.label, QuoteLine.quantity,
-                           QuoteLine.unit_price_cents, QuoteLine.vat_rate_bp)
+                           QuoteLine.unit_price_cents, QuoteLine.vat_rate_bp, QuoteLine.supply_kind)
         .join(QuoteLine, QuoteLine.quote_id == Quote.id)
         .where(Quote.organisation_id.in_(organisation_ids))
         .order_by(Quote.organisation_id, Quote.decided_at, Quote.id, QuoteLine.position)
@@ -283,8 +283,9 @@ def _invoice_lines(quotes: list[_QuoteLines], period: str) -> list[billing.LineD
     return [
         billing.LineDraft(label=f"{_line_prefix(quote, period)} — {label}", quantity=quantity,
                           unit_price_cents=unit_price_cents, vat_rate_bp=vat_rate_bp,
-                          quote_id=quote.quote_id)
-        for quote in quotes for label, quantity, unit_price_cents, vat_rate_bp in quote.lines
+                          quote_id=quote.quote_id, supply_kind=supply_kind)
+        for quote in quotes
+        for label, quantity, unit_price_cents, vat_rate_bp, supply_kind in quote.lines
     ]
 
 

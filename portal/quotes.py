@@ -70,6 +70,7 @@ from .models import (
     QuoteRequest,
     QuoteRequestStatus,
     QuoteStatus,
+    SupplyKind,
     TermsVersion,
     User,
     UserKind,
@@ -206,7 +207,8 @@ def _build_line(position: int, line: LineInput) -> QuoteLine:
         raise InvalidVatRate()
     return QuoteLine(position=position, product=product, label=label, quantity=line.quantity,
                      unit_price_cents=price, vat_rate_bp=vat,
-                     credits_per_unit=product.credits_per_unit if product else 0)
+                     credits_per_unit=product.credits_per_unit if product else 0,
+                     supply_kind=product.supply_kind if product else SupplyKind.SERVICES)
 
 
 def _compute_totals(quote: Quote) -> None:
@@ -315,7 +317,8 @@ def revise(quote: Quote, *, actor: User, ip: str | None = None) -> Quote:
     revision.lines = [
         QuoteLine(position=line.position, product_id=line.product_id, label=line.label,
                   quantity=line.quantity, unit_price_cents=line.unit_price_cents,
-                  vat_rate_bp=line.vat_rate_bp, credits_per_unit=line.credits_per_unit)
+                  vat_rate_bp=line.vat_rate_bp, credits_per_unit=line.credits_per_unit,
+                  supply_kind=line.supply_kind)
         for line in quote.lines
     ]
     db.session.add(revision)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import AuditEvent, Product, StaffRole, TermsVersion
+from portal.models import AuditEvent, Product, StaffRole, SupplyKind, TermsVersion
 from portal.seller import current_terms
 
 from .web import csrf_token, page_text, post_form, sign_in
@@ -47,6 +47,17 @@ def test_create_a_product_with_a_price_in_euros(staff_client):
     assert _count(AuditEvent, AuditEvent.action == "product.created") == 1
     listing = page_text(staff_client.get("/admin/produits/"))
     assert "CRED-100" in listing and "1\u202f234,50\u00a0€" in listing and "Publié" in listing
+
+
+def test_a_product_supplies_goods_or_services_proposed_from_the_sellers_category(staff_client, make):
+    make.seller_settings(operation_category="goods")
+    db.session.commit()
+    form = staff_client.get("/admin/produits/new/").get_data(as_text=True)
+    assert '<option selected value="goods">Livraison de biens</option>' in form
+    post_form(staff_client, "/admin/produits/new/", {**PRODUCT, "supply_kind": "services"})
+    product = db.session.scalar(select(Product).where(Product.sku == "CRED-100"))
+    assert product.supply_kind == SupplyKind.SERVICES
+    assert "Prestation de services" in page_text(staff_client.get("/admin/produits/"))
 
 
 def test_the_vat_rate_is_a_choice_shown_in_french(staff_client):

@@ -28,6 +28,7 @@ from portal.models import (
     InvoiceKind,
     SellerSettings,
     StaffRole,
+    SupplyKind,
 )
 from portal.money import format_amount
 from portal.quotes import LineInput
@@ -168,7 +169,6 @@ def common_invoice_mentions(invoice: Invoice) -> list[str]:
         f"Escompte pour paiement anticipé : {seller['early_payment_discount']}",
         f"Taux des pénalités de retard : {seller['late_penalty_rate']}",
         "Indemnité forfaitaire pour frais de recouvrement : 40 €",
-        "Catégorie de l'opération : " + documents.OPERATION_CATEGORIES[seller["operation_category"]],
     ]
     for line in invoice.lines:
         rate = text_of(documents.format_rate(line.vat_rate_bp))
@@ -223,7 +223,7 @@ def per_order(make):
     return world
 
 
-def _monthly_world(make, **seller_overrides):
+def _monthly_world(make, first_supply_kind=SupplyKind.SERVICES, **seller_overrides):
     make.seller_settings(**seller_overrides)
     admin = make.staff(StaffRole.ADMIN)
     cgv = make.terms(actor=admin)
@@ -231,7 +231,8 @@ def _monthly_world(make, **seller_overrides):
         billing_mode=BillingMode.MONTHLY, vat_number="FR55000000002", name="Client Mensuel SAS"
     )
     manager = make.client_user(org, ClientRole.GESTIONNAIRE)
-    first = make.sent_quote(org, actor=admin, recipient=manager, now=datetime(2026, 3, 2, 9))
+    first = make.sent_quote(org, actor=admin, recipient=manager, now=datetime(2026, 3, 2, 9), lines=[
+        LineInput(product_id=make.product(supply_kind=first_supply_kind).id, quantity=2)])
     second = make.sent_quote(
         org,
         actor=admin,
@@ -301,7 +302,7 @@ def test_monthly_invoice_shows_period_quotes_sale_date_and_custom_terms(make):
         make,
         early_payment_discount="1 % pour paiement sous 10 jours",
         late_penalty_rate="10 % par an",
-        operation_category="mixed",
+        first_supply_kind=SupplyKind.GOODS,  # beside the second quote's services: « Mixte »
     )
     invoice, (first, second) = world["invoice"], world["quotes"]
     text = pdf_text(documents.invoice_pdf(invoice))
@@ -341,9 +342,10 @@ def test_monthly_invoice_facturx_has_period_and_one_vat_group_per_rate(make):
 
 
 def test_credit_note_pdf_and_facturx_reference_the_cancelled_invoice(make):
-    make.seller_settings(operation_category="goods")
+    make.seller_settings()
     world = make.world()
     world["org"].vat_number = "FR66000000003"
+    world["quote"].lines[0].supply_kind = SupplyKind.GOODS  # the line of a product that is goods
     manager = world["users"][ClientRole.GESTIONNAIRE]
     quotes.accept(
         world["quote"],
@@ -584,3 +586,32 @@ def test_accepting_a_per_order_quote_without_seller_siren_is_refused_and_writes_
     db.session.rollback()
     assert db.session.scalar(select(Invoice.id)) is None
     assert db.session.get(type(world["quote"]), world["quote"].id).status.value == "sent"
+
+
+def test_the_category_of_operation_is_what_the_lines_supply_as_written_in_the_quote(make):
+    """Goods only: « Livraison de biens »; the product turned into services afterwards changes
+    neither the quote's line nor its invoice. Both kinds on one invoice: « Mixte » (see the monthly
+    invoice above)."""
+    make.seller_settings()  # its category of operations: services
+    world = make.world()
+    goods, manager = make.product(supply_kind=SupplyKind.GOODS), world["users"][ClientRole.GESTIONNAIRE]
+    quote = make.sent_quote(world["org"], actor=world["admin"], recipient=manager,
+                            lines=[LineInput(product_id=goods.id, quantity=1)])
+    goods.supply_kind = SupplyKind.SERVICES
+    quotes.accept(quote, actor=manager, terms_version=world["terms"], channel=Channel.PORTAL)
+    db.session.commit()
+    invoice = db.session.scalars(select(Invoice).where(Invoice.quote_id == quote.id)).one()
+    assert [line.supply_kind for line in invoice.lines] == [SupplyKind.GOODS]
+    assert "Catégorie de l'opération : Livraison de biens" in pdf_text(documents.invoice_pdf(invoice))
+    assert "Catégorie de l'opération : Livraison de biens" in documents.facturx_xml(invoice).decode()
+
+
+@pytest.mark.parametrize(("kinds", "seller_category", "category"), [
+    ([SupplyKind.GOODS, SupplyKind.GOODS], "services", "goods"),
+    ([SupplyKind.SERVICES], "goods", "services"),
+    ([SupplyKind.GOODS, SupplyKind.SERVICES], "services", "mixed"),
+    ([None, None], "goods", "goods"),  # issued before lines had a kind: the seller's frozen setting
+])
+def test_the_category_rule(kinds, seller_category, category):
+    lines = [type("Line", (), {"supply_kind": kind})() for kind in kinds]
+    assert documents.operation_category(lines, {"operation_category": seller_category}) == category

@@ -20,7 +20,8 @@ from ..extensions import db
 from ..forms import EuroField
 from ..i18n import lazy_gettext as _l
 from ..labels import french_date, vat_rate
-from ..models import Product, TermsVersion
+from ..models import Product, SupplyKind, TermsVersion
+from ..seller import seller_settings
 from ..transaction import transaction
 from .base import (
     ConfirmForm,
@@ -59,6 +60,27 @@ class ProductForm(PortalForm):
         NumberRange(min=0, max=MAX_CREDITS_PER_UNIT,
                     message=_l("Le nombre de crédits par unité doit être compris entre 0 et 1 000 000."))])
     published = BooleanField(_l("Publié (proposé aux clients dans leurs demandes de devis)"), default=True)
+    supply_kind = SelectField(
+        _l("Nature"), default=lambda: default_supply_kind().value,
+        choices=[SelectChoice(SupplyKind.SERVICES.value, _l("Prestation de services")),
+                 SelectChoice(SupplyKind.GOODS.value, _l("Livraison de biens"))],
+        coerce=SupplyKind,
+        description=_l("Chaque ligne de devis garde la nature de son produit ; la facture en déduit "
+                       "sa catégorie d'opération (biens, services ou mixte)."))
+
+
+def default_supply_kind() -> SupplyKind:
+    """A new product's nature: the seller's category of operations, when it is goods or services."""
+    category = seller_settings().operation_category
+    return SupplyKind.GOODS if category == SupplyKind.GOODS.value else SupplyKind.SERVICES
+
+
+SUPPLY_KIND_LABELS = {SupplyKind.GOODS: _l("Livraison de biens"),
+                      SupplyKind.SERVICES: _l("Prestation de services")}
+
+
+def _supply_kind_cell(view, context, model, name) -> str:
+    return str(SUPPLY_KIND_LABELS[model.supply_kind])
 
 
 def _published_cell(view, context, model, name) -> Markup:
@@ -73,7 +95,8 @@ class ProductView(SecureModelView):
     can_create = True
     can_edit = True
     form = ProductForm
-    column_list = ("sku", "name", "unit_price_cents", "vat_rate_bp", "credits_per_unit", "published")
+    column_list = ("sku", "name", "unit_price_cents", "vat_rate_bp", "credits_per_unit", "supply_kind",
+                   "published")
     column_details_list = column_list + ("description",)
     column_default_sort = "sku"
     column_sortable_list = ("sku", "name", "unit_price_cents")
@@ -83,9 +106,10 @@ class ProductView(SecureModelView):
         "sku": _l("Référence"), "name": _l("Nom"), "description": _l("Description"),
         "unit_price_cents": _l("Prix unitaire HT"), "vat_rate_bp": _l("TVA"),
         "credits_per_unit": _l("Crédits par unité"), "published": _l("Publication"),
+        "supply_kind": _l("Nature"),
     }
     column_formatters = {"unit_price_cents": money_cell, "vat_rate_bp": vat_cell,
-                         "published": _published_cell}
+                         "published": _published_cell, "supply_kind": _supply_kind_cell}
 
     def on_model_change(self, form, model: Product, is_created: bool) -> None:
         with db.session.no_autoflush:
@@ -98,7 +122,8 @@ class ProductView(SecureModelView):
         audit.record("product.created" if is_created else "product.updated", model,
                      actor=acting_user(), ip=client_ip(), sku=model.sku,
                      unit_price_cents=model.unit_price_cents, vat_rate_bp=model.vat_rate_bp,
-                     credits_per_unit=model.credits_per_unit, published=model.published)
+                     credits_per_unit=model.credits_per_unit, published=model.published,
+                     supply_kind=model.supply_kind)
 
 
 # --- CGV --------------------------------------------------------------------------------------

@@ -355,7 +355,10 @@ class SellerSettingsForm(PortalForm):
                               default="trois fois le taux d'intérêt légal")
     operation_category = SelectField(_l("Catégorie des opérations"), default="services",
                                      choices=[SelectChoice(value, text) for value, text
-                                              in documents.OPERATION_CATEGORIES.items()])
+                                              in documents.OPERATION_CATEGORIES.items()],
+                                     description=_l("La nature proposée pour un nouveau produit. Chaque "
+                                                    "facture déduit sa catégorie de ses lignes (biens, "
+                                                    "services ou mixte)."))
     vat_on_debits = BooleanField(_l("Option pour le paiement de la TVA d'après les débits"), description=_l(
         "Cochée, chaque facture émise porte la mention et le code de TVA exigible à la facturation "
         "(Factur-X) ; les factures déjà émises ne changent pas."))
