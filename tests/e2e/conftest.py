@@ -259,6 +259,19 @@ def link_in(email: Received) -> str:
     return match.group(0)
 
 
+def box_of(locator) -> dict:
+    """The element's bounding box (it must be shown)."""
+    box = locator.bounding_box()
+    assert box is not None, locator
+    return box
+
+
+def middle_of(locator) -> float:
+    """The element's vertical middle, in whole pixels: elements on one row share it."""
+    box = box_of(locator)
+    return round(box["y"] + box["height"] / 2)
+
+
 def screenshot(page: Page, name: str) -> Path:
     """A full-page screenshot kept under test-artifacts/e2e/."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -8,33 +8,22 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from .conftest import CLIENT_PASSWORD, screenshot, sign_in_staff
+from .conftest import CLIENT_PASSWORD, box_of, middle_of, screenshot, sign_in_staff
 
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 GESTIONNAIRE = "gestionnaire@dupont.example"
 
 
-def _box(locator) -> dict:
-    box = locator.bounding_box()
-    assert box is not None, locator
-    return box
-
-
-def _middle(locator) -> float:
-    box = _box(locator)
-    return round(box["y"] + box["height"] / 2)
-
-
 def _assert_navbar_on_one_row(page: Page) -> None:
     navbar = page.locator("#admin-navbar-collapse")
     switch = navbar.locator("form.language-switch")
     account = navbar.locator("#account-menu")
-    row = {_middle(navbar.locator(".navbar-brand")), _middle(navbar.locator(".navbar-nav > li").first),
-           _middle(switch), _middle(account)}
+    row = {middle_of(navbar.locator(".navbar-brand")), middle_of(navbar.locator(".navbar-nav > li").first),
+           middle_of(switch), middle_of(account)}
     assert max(row) - min(row) <= 1, row
-    assert _box(page.locator("nav.navbar"))["height"] < 70
-    navbar_box, account_box = _box(page.locator("nav.navbar")), _box(account)
+    assert box_of(page.locator("nav.navbar"))["height"] < 70
+    navbar_box, account_box = box_of(page.locator("nav.navbar")), box_of(account)
     # Nothing pushed out of the bar (and the window): the account menu ends inside it.
     assert account_box["x"] + account_box["width"] <= navbar_box["x"] + navbar_box["width"], account_box
 
@@ -72,7 +61,7 @@ def test_on_a_phone_the_portal_switches_from_the_sign_in_page_and_keeps_it(new_c
     page.goto("/espace-client/connexion")
     header = page.locator("header.topbar")
     brand, switch = header.get_by_role("link", name="Espace client"), header.locator("form.language-switch")
-    assert abs(_middle(brand) - _middle(switch)) <= 1  # one row: the brand, then « FR | EN »
+    assert abs(middle_of(brand) - middle_of(switch)) <= 1  # one row: the brand, then « FR | EN »
     _no_horizontal_scroll(page)
     switch.get_by_role("button", name="English").click()
     expect(page.get_by_role("heading", name="Sign in to your client area")).to_be_visible()
@@ -83,7 +72,7 @@ def test_on_a_phone_the_portal_switches_from_the_sign_in_page_and_keeps_it(new_c
     page.get_by_label("Password").fill(CLIENT_PASSWORD)
     page.get_by_role("button", name="Sign in").first.click()
     expect(page.get_by_role("heading", name="My organisation › Quotes")).to_be_visible()
-    assert abs(_middle(header.locator(".brand")) - _middle(switch)) <= 1
+    assert abs(middle_of(header.locator(".brand")) - middle_of(switch)) <= 1
     _no_horizontal_scroll(page)
     screenshot(page, "langue-devis-client-mobile-anglais")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from .conftest import open_organisation, screenshot, sign_in_client, sign_in_staff
+from .conftest import box_of, middle_of, open_organisation, screenshot, sign_in_client, sign_in_staff
 
 LAPTOP = {"width": 1366, "height": 768}
 GESTIONNAIRE = "gestionnaire@dupont.example"
@@ -27,29 +27,18 @@ def _watch(page: Page) -> list[str]:
     return refused
 
 
-def _box(locator) -> dict:
-    box = locator.bounding_box()
-    assert box is not None, locator
-    return box
-
-
-def _middle(locator) -> float:
-    box = _box(locator)
-    return round(box["y"] + box["height"] / 2)
-
-
 def test_at_1366_the_navbar_is_one_row_and_suggestions_open_below_the_search(new_context):
     page = new_context(viewport=LAPTOP).new_page()
     sign_in_staff(page)
     navbar = page.locator("#admin-navbar-collapse")
     items = navbar.locator(".navbar-nav > li")
     assert items.count() >= 6
-    assert len({round(_box(items.nth(i))["y"]) for i in range(items.count())}) == 1  # tops equal
+    assert len({round(box_of(items.nth(i))["y"]) for i in range(items.count())}) == 1  # tops equal
     search = navbar.get_by_role("searchbox", name="Rechercher une organisation")
     account = navbar.locator("#account-menu")  # the signed-in person’s name
-    row = {_middle(navbar.locator(".navbar-brand")), _middle(items.first), _middle(search), _middle(account)}
+    row = {middle_of(element) for element in (navbar.locator(".navbar-brand"), items.first, search, account)}
     assert max(row) - min(row) <= 1, row  # brand, menu, search and account menu on the same row
-    assert _box(page.locator("nav.navbar"))["height"] < 70  # one row of a Bootstrap navbar
+    assert box_of(page.locator("nav.navbar"))["height"] < 70  # one row of a Bootstrap navbar
     # The placeholder is shown whole: its text is narrower than the box's inside.
     room = search.evaluate("""input => {
         const style = getComputedStyle(input), context = document.createElement('canvas').getContext('2d');
@@ -61,7 +50,7 @@ def test_at_1366_the_navbar_is_one_row_and_suggestions_open_below_the_search(new
     search.fill("dup")
     suggestion = navbar.locator(".suggestions a").filter(has_text="Atelier Dupont SARL")
     expect(suggestion).to_be_visible()
-    search_box, suggestions = _box(search), _box(navbar.locator(".suggestions"))
+    search_box, suggestions = box_of(search), box_of(navbar.locator(".suggestions"))
     assert suggestions["y"] >= search_box["y"] + search_box["height"], (search_box, suggestions)
     screenshot(page, "mise-en-page-barre-1366")
     suggestion.click()
@@ -124,12 +113,12 @@ def test_the_sign_in_pages_are_cards_under_the_products_name(new_context):
     page.goto("/admin/connexion")
     card = page.locator(".signin-card")
     expect(card.get_by_role("heading", name="Portail Devis — Gestion courante")).to_be_visible()
-    assert 300 < _box(card)["width"] <= 420  # 26rem at most
+    assert 300 < box_of(card)["width"] <= 420  # 26rem at most
     screenshot(page, "mise-en-page-connexion-gestion")
 
     page.goto("/espace-client/connexion")
     column = page.locator(".signin")
     expect(column.get_by_text("Portail Devis", exact=True)).to_be_visible()
     expect(column.get_by_role("heading", name="Connexion à votre espace client")).to_be_visible()
-    assert 300 < _box(column)["width"] <= 450  # 28rem at most
+    assert 300 < box_of(column)["width"] <= 450  # 28rem at most
     screenshot(page, "mise-en-page-connexion-client")
