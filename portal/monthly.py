@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask_babel.speaklater import LazyString
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
@@ -25,6 +26,7 @@ from .dates import paris_today, period_bounds
 from .documents import format_period
 from .exceptions import CloseAlreadyQueued, DomainError, PeriodNotOver
 from .extensions import db
+from .labels import period_label
 from .models import (
     BillingMode,
     CloseJobStatus,
@@ -53,11 +55,16 @@ def previous_period(now: datetime | None = None) -> str:
     return (first_of_month - timedelta(days=1)).strftime("%Y-%m")
 
 
+def _named(period: str) -> LazyString:
+    """A period as a refusal names it, « novembre 2026 », in the language of whoever reads it."""
+    return LazyString(period_label, period)
+
+
 def check_closable(period: str, now: datetime | None = None) -> None:
     """A period can be closed once it is over: never the current month, never the future."""
     _, next_month = period_bounds(period)
     if paris_today(now) < next_month:
-        raise PeriodNotOver(period=period)
+        raise PeriodNotOver(period=_named(period))
 
 
 def _unbilled_quotes_query(period: str):
@@ -315,13 +322,13 @@ def queue_close(period: str, *, actor: User) -> MonthlyCloseJob:
     unique index, whose violation leaves the session to be rolled back by the caller."""
     check_closable(period)
     if latest_close_job(period, active_only=True) is not None:
-        raise CloseAlreadyQueued(period=period)
+        raise CloseAlreadyQueued(period=_named(period))
     job = MonthlyCloseJob(period=period, requested_by_id=actor.id, status=CloseJobStatus.QUEUED)
     db.session.add(job)
     try:
         db.session.flush()
     except IntegrityError:
-        raise CloseAlreadyQueued(period=period) from None
+        raise CloseAlreadyQueued(period=_named(period)) from None
     audit.record("monthly_close.queued", job, actor=actor, period=period)
     return job
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal import billing, credits, monthly, quotes
+from portal import billing, credits, documents, monthly, quotes
 from portal.dates import paris_today
 from portal.extensions import db
 from portal.labels import period_label
@@ -269,7 +269,8 @@ def test_a_second_click_while_queued_does_not_queue_twice(staff_client, monthly_
     assert _queue_close(staff_client, period).status_code == 303
     again = _queue_close(staff_client, period)
     assert again.status_code == 200
-    assert f"La clôture de {period} est déjà en file d'attente ou en cours" in page_text(again)
+    month = documents.format_period(period)  # « novembre 2026 », not 2026-11
+    assert f"La clôture de {month} est déjà en file d'attente ou en cours" in page_text(again)
     assert _count(MonthlyCloseJob, MonthlyCloseJob.period == period) == 1
     assert monthly.run_queued_closes() == 1
     assert _count(Invoice, Invoice.billing_period == period) == 1
@@ -290,7 +291,8 @@ def test_a_period_not_over_is_refused_and_nothing_is_done(staff_client, monthly_
     period = {"current": today.strftime("%Y-%m"),
               "future": (today.replace(day=1) + timedelta(days=40)).strftime("%Y-%m"),
               "garbage": "2026-13"}[which]
-    message = "n'est pas terminée" if which != "garbage" else "Période invalide"
+    message = (f"La période {documents.format_period(period)} n'est pas terminée" if which != "garbage"
+               else "Période invalide")
     preview = staff_client.get("/admin/cloture-mensuelle/", query_string={"periode": period})
     assert preview.status_code == 200 and message in page_text(preview)
     response = post_form(staff_client, "/admin/cloture-mensuelle/executer",
