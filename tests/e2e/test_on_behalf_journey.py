@@ -55,7 +55,7 @@ def test_a_validation_on_behalf_is_noted_shown_to_the_client_and_emailed(live, n
     staff = staff_page
     reference = _validate_on_behalf(staff)
     # The back office keeps how the client asked, next to the mandate, in the decision's evidence.
-    expect(staff.get_by_text(re.compile(f"autorisée par {GRANTED_BY} le"))).to_be_visible()
+    expect(staff.get_by_text(re.compile(f"sous le mandat accordé par {GRANTED_BY} le"))).to_be_visible()
     expect(staff.locator(".decision-note")).to_have_text(f"Demande du client, notée par l'équipe : {NOTE}")
     screenshot(staff, "mandat-2-preuve-dans-le-back-office")
 
