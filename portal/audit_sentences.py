@@ -23,7 +23,7 @@ from .extensions import db
 from .i18n import gettext as _
 from .i18n import lazy_gettext as _l
 from .labels import french_date, label
-from .models import AuditEvent, ClientRole, Invoice, Quote, StaffRole, WebhookEndpoint
+from .models import AuditEvent, ClientRole, Invoice, LifecycleStatus, Quote, StaffRole, WebhookEndpoint
 from .money import format_amount
 
 ACTION_LABELS = {
@@ -35,6 +35,7 @@ ACTION_LABELS = {
     "request.answered": _l("Demande de devis traitée"), "request.declined": _l("Demande de devis déclinée"),
     "invoice.issued": _l("Facture émise"), "invoice.paid": _l("Facture payée"),
     "invoice.credited": _l("Facture annulée par avoir"), "credits.granted": _l("Crédits attribués"),
+    "invoice.lifecycle": _l("Statut de cycle de vie"),
     "credits.consumption": _l("Crédits consommés"), "credits.adjustment": _l("Crédits ajustés"),
     "credits.reversal": _l("Crédits repris par avoir"),
     "api_key.created": _l("Clé d'API créée"), "api_key.revoked": _l("Clé d'API révoquée"),
@@ -267,6 +268,18 @@ def _invoice_paid(facts: Facts) -> str:
 def _invoice_credited(facts: Facts) -> str:
     return _with_reason(_("Facture %(number)s annulée par l'avoir %(credit_note)s, émis par %(actor)s",
                           number=facts.invoice(), credit_note=facts["credit_note"], actor=facts.actor), facts)
+
+
+@wording("invoice.lifecycle")
+def _invoice_lifecycle(facts: Facts) -> str:
+    status = label(LifecycleStatus(facts["status"]))
+    if facts["source"] == "staff":
+        return _("Facture %(number)s : statut « %(status)s » enregistré par %(actor)s",
+                 number=facts.invoice(), status=status, actor=facts.actor)
+    if facts["source"] == "platform":
+        return _("Facture %(number)s : statut « %(status)s » reçu de la plateforme", number=facts.invoice(),
+                 status=status)
+    return _("Facture %(number)s : statut « %(status)s »", number=facts.invoice(), status=status)
 
 
 @wording("payment.failed")

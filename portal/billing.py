@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, credits, events, outbox
+from . import audit, credits, events, lifecycle, outbox
 from .dates import paris_today
 from .exceptions import (
     CreditNoteReasonMissing,
@@ -34,6 +34,8 @@ from .models import (
     InvoiceKind,
     InvoiceLine,
     InvoiceStatus,
+    LifecycleSource,
+    LifecycleStatus,
     NumberCounter,
     Organisation,
     Payment,
@@ -359,6 +361,8 @@ def record_payment(
             raise
         return _same_invoice(existing, invoice)
     events.record("invoice.paid", invoice.organisation, invoice_json(invoice), now=now)
+    lifecycle.record(invoice, LifecycleStatus.CASHED, source=LifecycleSource.PORTAL, actor=actor,
+                     occurred_at=now, note=provider_reference)
     if invoice.quote is not None:
         credits.grant_quote_credits(invoice.quote, actor=actor, now=now)
     audit.record("invoice.paid", invoice, actor=actor, organisation_id=invoice.organisation_id,

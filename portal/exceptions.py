@@ -208,6 +208,18 @@ class PeriodNotOver(InvalidPeriod):
     message = _l("La période %(period)s n'est pas terminée : elle ne peut pas encore être facturée.")
 
 
+class UnknownLifecycleStatus(InvalidInput):
+    message = _l("Statut inconnu : choisissez déposée, rejetée, refusée ou approuvée.")
+
+
+class LifecycleStatusByPaymentOnly(InvalidInput):
+    message = _l("« Encaissée » s'enregistre avec le paiement : enregistrez le virement reçu.")
+
+
+class LifecycleDateInFuture(InvalidInput):
+    message = _l("La date du statut ne peut pas être dans le futur.")
+
+
 class CloseAlreadyQueued(DomainError):
     message = _l("La clôture de %(period)s est déjà en file d'attente ou en cours : "
                  "suivez son avancement sur cette page.")

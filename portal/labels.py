@@ -24,6 +24,8 @@ from .models import (
     DeliveryStatus,
     InvoiceKind,
     InvoiceStatus,
+    LifecycleSource,
+    LifecycleStatus,
     OutboxStatus,
     PaymentProvider,
     QuoteRequestStatus,
@@ -79,6 +81,18 @@ LABELS_BY_ENUM: dict[type[enum.Enum], dict[enum.Enum, object]] = {
         InvoiceStatus.ISSUED: _l("À régler"),
         InvoiceStatus.PAID: _l("Payée"),
         InvoiceStatus.CANCELLED: _l("Annulée par avoir"),
+    },
+    LifecycleStatus: {
+        LifecycleStatus.DEPOSITED: _l("Déposée"),
+        LifecycleStatus.REJECTED: _l("Rejetée"),
+        LifecycleStatus.REFUSED: _l("Refusée"),
+        LifecycleStatus.APPROVED: _l("Approuvée"),
+        LifecycleStatus.CASHED: _l("Encaissée"),
+    },
+    LifecycleSource: {
+        LifecycleSource.PORTAL: _l("Paiement enregistré"),
+        LifecycleSource.STAFF: _l("Saisi par l'équipe"),
+        LifecycleSource.PLATFORM: _l("Plateforme agréée"),
     },
     PaymentProvider: {
         PaymentProvider.STRIPE: _l("Carte bancaire"),

@@ -126,6 +126,25 @@ class SupplyKind(enum.StrEnum):
     SERVICES = "services"
 
 
+class LifecycleStatus(enum.StrEnum):
+    """An issued invoice's statuses in the e-invoicing reform's life cycle (the mandatory ones and
+    « approuvée »); lifecycle.STATUS_CODES gives the reform's codes."""
+
+    DEPOSITED = "deposited"
+    REJECTED = "rejected"
+    REFUSED = "refused"
+    APPROVED = "approved"
+    CASHED = "cashed"
+
+
+class LifecycleSource(enum.StrEnum):
+    """Who told us a status: the portal itself (a payment), staff (by hand), or an approved platform."""
+
+    PORTAL = "portal"
+    STAFF = "staff"
+    PLATFORM = "platform"
+
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
@@ -612,6 +631,22 @@ class InvoiceLine(db.Model):
     supply_kind: Mapped[SupplyKind | None] = mapped_column(_enum(SupplyKind))
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class InvoiceLifecycleEvent(db.Model):
+    """One status of an issued invoice's life cycle, when it happened and who told it; evidence:
+    never modified nor deleted (schema_guards)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoice.id"), index=True)
+    status: Mapped[LifecycleStatus] = mapped_column(_enum(LifecycleStatus))
+    source: Mapped[LifecycleSource] = mapped_column(_enum(LifecycleSource))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    actor: Mapped[User | None] = relationship()
 
 
 class Payment(db.Model):

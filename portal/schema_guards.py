@@ -14,7 +14,16 @@ from typing import Any
 from sqlalchemy import DDL, event, inspect, select, text
 from sqlalchemy.orm import Session
 
-from .models import AuditEvent, CreditEntry, Decision, Invoice, InvoiceLine, Organisation, TermsVersion
+from .models import (
+    AuditEvent,
+    CreditEntry,
+    Decision,
+    Invoice,
+    InvoiceLifecycleEvent,
+    InvoiceLine,
+    Organisation,
+    TermsVersion,
+)
 
 # --- The ORM's guard --------------------------------------------------------------------------
 # An issued invoice is never modified (beyond its status and its stored PDF) nor deleted; a
@@ -123,6 +132,7 @@ EVIDENCE_TABLES = {
     AuditEvent.__table__: ("audit events", None),
     Decision.__table__: ("decisions", None),
     CreditEntry.__table__: ("credit entries", None),
+    InvoiceLifecycleEvent.__table__: ("invoice lifecycle events", None),
     TermsVersion.__table__: ("published CGV versions", "OLD.published_at IS NOT NULL"),
 }
 

@@ -54,6 +54,7 @@ USER_TEXT_FIELDS = {
     "invoice": {"reason"},
     "invoice_line": {"label"},
     "payment": {"provider_reference"},
+    "invoice_lifecycle_event": {"note"},  # the payment's reference, or what staff wrote
     "credit_entry": {"reason", "external_reference"},
     "api_key": {"name"},
     "webhook_endpoint": {"url", "description"},

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import io
+from datetime import date, datetime, time
 
 from flask import abort, flash, redirect, request, send_file, url_for
 from flask_admin import expose
 from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import select
-from wtforms import BooleanField, HiddenField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    HiddenField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length
 
-from .. import billing, credits, documents, monthly
+from .. import billing, credits, documents, lifecycle, monthly
+from ..dates import paris_today
 from ..exceptions import DomainError
 from ..extensions import db, pdf_limit
 from ..forms import EuroField
 from ..i18n import lazy_gettext as _l
 from ..labels import label, period_label
-from ..models import Invoice, InvoiceKind, InvoiceStatus, PaymentProvider, User
+from ..models import Invoice, InvoiceKind, InvoiceStatus, LifecycleStatus, PaymentProvider, User, utcnow
 from ..transaction import transaction
 from .base import (
     ChoiceFilter,
@@ -45,6 +55,15 @@ class BankTransferForm(PortalForm):
         Length(max=255, message=_l("La référence est trop longue (255 caractères au plus)."))])
     amount = EuroField(_l("Montant reçu (€)"), validators=[
         InputRequired(message=_l("Indiquez le montant reçu, en euros."))])
+
+
+class LifecycleStatusForm(PortalForm):
+    status = SelectField(_l("Statut"), choices=[
+        SelectChoice(status.value, label(status)) for status in lifecycle.RECORDED_BY_STAFF])
+    occurred_on = DateField(_l("Date"), default=lambda: paris_today(), validators=[
+        InputRequired(message=_l("Indiquez la date du statut."))])
+    note = TextAreaField(_l("Note (qui l'a signalé, motif d'un refus…)"), filters=[strip], validators=[
+        Length(max=500, message=_l("La note fait 500 caractères au plus."))])
 
 
 class CreditNoteForm(ConfirmForm):
@@ -107,6 +126,7 @@ class InvoiceView(SecureModelView):
             select(User).where(User.id.in_(recorder_ids)))} if recorder_ids else {}
         return self.render(self.details_template, model=invoice, credit_note=credit_note,
                            recorders=recorders, return_url=self.get_url(".index_view"),
+                           lifecycle=lifecycle.history(invoice),
                            actionable=_actionable(invoice),
                            reversal=credits.credit_note_reversal(credit_note or invoice))
 
@@ -126,6 +146,24 @@ class InvoiceView(SecureModelView):
                       "success")
                 return redirect(_details_url(invoice))
         return self.render("admin/invoice_payment.html", invoice=invoice, form=form)
+
+    @expose("/<int:invoice_id>/cycle-de-vie", methods=("GET", "POST"))
+    def lifecycle_status(self, invoice_id: int):
+        """Record a life-cycle status staff learnt (e-invoicing reform): déposée, rejetée, refusée,
+        approuvée; « encaissée » comes with the payment."""
+        invoice = db.session.get(Invoice, invoice_id) or abort(404)
+        form = LifecycleStatusForm()
+        if form.validate_on_submit():
+            with transaction() as outcome:
+                lifecycle.record_by_staff(invoice, form.status.data, actor=acting_user(),
+                                          occurred_at=_moment_of(form.occurred_on.data),
+                                          note=form.note.data, ip=client_ip())
+            if outcome.ok:
+                flash(_("Statut « %(status)s » enregistré pour %(number)s.",
+                        status=label(LifecycleStatus(form.status.data)), number=invoice.number), "success")
+                return redirect(_details_url(invoice))
+        return self.render("admin/invoice_lifecycle.html", invoice=invoice, form=form,
+                           lifecycle=lifecycle.history(invoice))
 
     @expose("/<int:invoice_id>/avoir", methods=("GET", "POST"))
     def credit_note(self, invoice_id: int):
@@ -164,6 +202,12 @@ class InvoiceView(SecureModelView):
             return redirect(_details_url(invoice))
         return send_file(io.BytesIO(content), mimetype="application/pdf", as_attachment=True,
                          download_name=filename)
+
+
+def _moment_of(day: date) -> datetime:
+    """When a status given by its day happened: now for today, noon (UTC) on an earlier day (a
+    later day stays later than now, which the domain refuses)."""
+    return utcnow() if day == paris_today() else datetime.combine(day, time(12))
 
 
 def _actionable(invoice: Invoice) -> bool:
