@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from flask_babel.speaklater import LazyString
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from . import audit, billing
 from .dates import paris_today, period_bounds
@@ -67,7 +67,7 @@ def check_closable(period: str, now: datetime | None = None) -> None:
         raise PeriodNotOver(period=_named(period))
 
 
-def _unbilled_quotes_query(period: str):
+def unbilled_quotes_query(period: str):
     """The accepted monthly quotes a close of `period` bills: those of `period` and those of any
     earlier month still on no invoice. An acceptance committed after its own month's close (the
     close did not see it) is so billed by the next close, with its month shown on its lines."""
@@ -82,37 +82,8 @@ def _unbilled_quotes_query(period: str):
 def pending_organisation_ids(period: str) -> list[int]:
     """Organisations with accepted monthly quotes of `period` (or of an earlier month, accepted
     after its close) not yet on an invoice."""
-    query = _unbilled_quotes_query(period).with_only_columns(Quote.organisation_id).distinct()
+    query = unbilled_quotes_query(period).with_only_columns(Quote.organisation_id).distinct()
     return sorted(db.session.scalars(query))
-
-
-@dataclass
-class OrganisationPreview:
-    organisation: Organisation
-    quotes: list[Quote]
-
-    @property
-    def total_ht_cents(self) -> int:
-        return sum(quote.total_ht_cents for quote in self.quotes)
-
-    @property
-    def total_ttc_cents(self) -> int:
-        return sum(quote.total_ttc_cents for quote in self.quotes)
-
-
-def preview_month(period: str) -> list[OrganisationPreview]:
-    """What closing `period` would bill, organisation by organisation."""
-    period_bounds(period)
-    quotes = db.session.scalars(
-        _unbilled_quotes_query(period).options(selectinload(Quote.organisation))
-        .order_by(Quote.organisation_id, Quote.id)
-    ).all()
-    previews: dict[int, OrganisationPreview] = {}
-    for quote in quotes:
-        preview = previews.setdefault(quote.organisation_id,
-                                      OrganisationPreview(quote.organisation, []))
-        preview.quotes.append(quote)
-    return list(previews.values())
 
 
 @dataclass
@@ -266,7 +237,7 @@ def _unbilled_lines(period: str, organisation_ids: list[int]) -> dict[int, list[
     """The unbilled quotes of `period` (and earlier) of these organisations with their lines, in
     invoice order."""
     rows = db.session.execute(
-        _unbilled_quotes_query(period)
+        unbilled_quotes_query(period)
         .with_only_columns(Quote.organisation_id, Quote.id, Quote.number, Quote.revision,
                            Quote.billing_period, QuoteLine.label, QuoteLine.quantity,
                            QuoteLine.unit_price_cents, QuoteLine.vat_rate_bp, QuoteLine.supply_kind)
@@ -357,7 +328,7 @@ def close_progress(period: str) -> CloseProgress:
     """Invoices issued for `period` and organisations still to bill."""
     issued = db.session.scalar(select(func.count(Invoice.id)).where(
         Invoice.billing_period == period, Invoice.kind == InvoiceKind.INVOICE))
-    pending = db.session.scalar(_unbilled_quotes_query(period).with_only_columns(
+    pending = db.session.scalar(unbilled_quotes_query(period).with_only_columns(
         func.count(Quote.organisation_id.distinct())))
     return CloseProgress(issued=issued or 0, pending=pending or 0)
 

@@ -56,7 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("domain services", (
         "portal.quotes", "portal.quote_requests", "portal.quote_expiry", "portal.billing",
         "portal.credits", "portal.monthly", "portal.receivables", "portal.payments", "portal.accounts",
-        "portal.submissions", "portal.search", "portal.lifecycle",
+        "portal.submissions", "portal.search", "portal.lifecycle", "portal.monthly_outlook",
     )),
     ("under the domain", (
         "portal.outbox", "portal.events", "portal.representations", "portal.webhook_endpoints",

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from portal import billing, monthly, quotes
+from portal import billing, monthly, monthly_outlook, quotes
 from portal.exceptions import CloseAlreadyQueued, InvalidInput, InvalidPeriod
 from portal.extensions import db
 from portal.models import (
@@ -166,6 +166,10 @@ def test_an_acceptance_committed_after_its_months_close_is_billed_by_the_next_cl
     rerun = monthly.close_month("2026-03", now=CLOSE_AT)
     assert (rerun.invoices, rerun.already_billed, rerun.failures) == ([], 1, [])  # …but March has its invoice
     assert db.session.get(Quote, late.id).monthly_invoice_id is None
+    # The client's « Factures » announces it on April's invoice, beside April's quote.
+    [to_come] = monthly_outlook.invoices_to_come(org.id)
+    assert (to_come.period, to_come.issue_date) == ("2026-04", date(2026, 5, 1))
+    assert [quote.id for quote in to_come.quotes] == [late.id, april.id]
 
     [april_invoice] = monthly.close_month("2026-04", now=datetime(2026, 5, 1, 6)).invoices
     labels = _lines_of(april_invoice)
@@ -193,7 +197,7 @@ def test_a_month_never_closed_is_billed_by_the_next_close_rather_than_never(make
 def test_preview_lists_what_will_be_billed(make, billing_world):
     admin, terms = billing_world
     org, accepted = _monthly_org_with_quotes(make, admin, terms, 2)
-    previews = monthly.preview_month("2026-03")
+    previews = monthly_outlook.preview_month("2026-03")
     assert [(p.organisation.id, len(p.quotes)) for p in previews] == [(org.id, 2)]
     assert previews[0].total_ttc_cents == sum(q.total_ttc_cents for q in accepted)
 

@@ -21,7 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length
 
-from .. import billing, credits, documents, lifecycle, monthly
+from .. import billing, credits, documents, lifecycle, monthly, monthly_outlook
 from ..dates import paris_today
 from ..exceptions import DomainError
 from ..extensions import db, pdf_limit
@@ -257,7 +257,7 @@ class MonthlyCloseView(SecureView):
         job = progress = None
         try:
             monthly.check_closable(period)
-            previews = monthly.preview_month(period)
+            previews = monthly_outlook.preview_month(period)
             job, progress = monthly.latest_close_job(period), monthly.close_progress(period)
         except DomainError as error:
             flash(str(error), "error")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
-
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -14,9 +10,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload, load_only, selectinload
 from wtforms import BooleanField, TextAreaField
 
-from .. import quote_requests, quotes, submissions
+from .. import monthly_outlook, quote_requests, quotes, submissions
 from ..credits import credit_balance, credit_note_reversal  # by name: `credits` is this module's view
-from ..dates import period_bounds
 from ..exceptions import InvalidInput, RequestedQuantityOutOfRange
 from ..extensions import db
 from ..forms import OnceForm, int_arg, parse_int
@@ -26,10 +21,8 @@ from ..models import (
     CreditEntry,
     Invoice,
     Product,
-    Quote,
     QuoteRequest,
     QuoteRequestLine,
-    QuoteStatus,
     User,
 )
 from ..read_only import read_only
@@ -64,47 +57,6 @@ _OTHER_INVOICES = _OWN_INVOICES.where(~_IS_UNPAID).order_by(Invoice.id.desc()).l
 OTHER_INVOICES = {False: _OTHER_INVOICES, True: _OTHER_INVOICES.where(Invoice.id < bindparam("before"))}
 
 
-# Accepted monthly quotes no invoice carries yet: what the next monthly invoices will bill.
-WAITING_QUOTES = (
-    select(Quote)
-    .options(load_only(Quote.id, Quote.number, Quote.revision, Quote.title, Quote.total_ht_cents,
-                       Quote.total_ttc_cents, Quote.total_credits, Quote.billing_period,
-                       Quote.decided_at, raiseload=True))
-    .where(Quote.organisation_id == bindparam("organisation_id"), Quote.status == QuoteStatus.ACCEPTED,
-           Quote.billing_mode == BillingMode.MONTHLY, Quote.monthly_invoice_id.is_(None),
-           Quote.billing_period.is_not(None))
-    .order_by(Quote.billing_period, Quote.id)
-)
-
-
-@dataclass
-class WaitingInvoice:
-    """A monthly invoice to come: its month, the day it is issued, the quotes it will bill."""
-
-    month: str
-    issue_date: date
-    issue_day: str
-    quotes: list[Quote] = field(default_factory=list)
-
-    @property
-    def total_ht_cents(self) -> int:
-        return sum(quote.total_ht_cents for quote in self.quotes)
-
-    @property
-    def total_ttc_cents(self) -> int:
-        return sum(quote.total_ttc_cents for quote in self.quotes)
-
-
-def waiting_invoices(organisation_id: int) -> list[WaitingInvoice]:
-    """The organisation's monthly invoices to come, by month (issued the 1st of the next one)."""
-    waiting: dict[str, WaitingInvoice] = {}
-    for quote in db.session.scalars(WAITING_QUOTES, {"organisation_id": organisation_id}):
-        if quote.billing_period not in waiting:
-            first_day, issue_date = period_bounds(quote.billing_period)
-            waiting[quote.billing_period] = WaitingInvoice(format_date(first_day, "MMMM y"), issue_date,
-                                                         format_date(issue_date, "long"))
-        waiting[quote.billing_period].quotes.append(quote)
-    return list(waiting.values())
 
 
 @blueprint.get("/factures")
@@ -116,10 +68,10 @@ def invoice_list():
                   "before": int_arg("avant")}
     unpaid = db.session.scalars(UNPAID_INVOICES, parameters).all()
     others = db.session.scalars(OTHER_INVOICES[bool(parameters["before"])], parameters).all()
-    waiting = [] if parameters["before"] else waiting_invoices(current_user.organisation_id)
-    monthly = current_user.organisation.billing_mode == BillingMode.MONTHLY or bool(waiting)
+    waiting = [] if parameters["before"] else monthly_outlook.invoices_to_come(current_user.organisation_id)
+    billed_monthly = current_user.organisation.billing_mode == BillingMode.MONTHLY or bool(waiting)
     return render_template("client/invoices.html", unpaid=unpaid, others=others, waiting=waiting,
-                           monthly=monthly and not parameters["before"], page_size=PAGE_SIZE,
+                           monthly=billed_monthly and not parameters["before"], page_size=PAGE_SIZE,
                            can_pay=can_decide())
 
 
