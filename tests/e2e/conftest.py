@@ -259,6 +259,13 @@ def link_in(email: Received) -> str:
     return match.group(0)
 
 
+def flash(page: Page, text: str) -> str:
+    """The text of the message shown at the top of the page (one must contain `text`)."""
+    message = page.get_by_role("alert").or_(page.get_by_role("status")).filter(has_text=text).first
+    expect(message).to_be_visible()
+    return message.inner_text()
+
+
 def box_of(locator) -> dict:
     """The element's bounding box (it must be shown)."""
     box = locator.bounding_box()

@@ -19,18 +19,13 @@ from portal.extensions import db
 from portal.models import Organisation, Quote, User
 from portal.money import format_amount
 
-from .conftest import ARTIFACTS, STAFF_EMAIL, open_organisation, screenshot, sign_in_client
+from .conftest import ARTIFACTS, STAFF_EMAIL, flash, open_organisation, screenshot, sign_in_client
 
 CGV = "J'ai lu et j'accepte les Conditions Générales de Vente"
 CGV_MISSING = "Cochez « J'ai lu et j'accepte les Conditions Générales de Vente » pour valider le devis."
 RECIPIENT_MISSING = "Choisissez le destinataire avant d’envoyer le devis"
 PHONE = {"width": 390, "height": 844}
 GESTIONNAIRE = "gestionnaire@dupont.example"
-
-
-def _flash(page: Page, text: str) -> None:
-    message = page.get_by_role("alert").or_(page.get_by_role("status")).filter(has_text=text)
-    expect(message.first).to_be_visible()
 
 
 def _quotes_tab(page: Page) -> None:
@@ -55,7 +50,7 @@ def test_envoyer_saves_the_edited_lines_then_confirms_them(live, staff_page):
     expect(staff.locator("p").filter(has_text="Total TTC")).to_contain_text("4\u202f320,00\u00a0€")
     screenshot(staff, "editeur-envoyer-confirmation")
     staff.get_by_role("button", name="Confirmer l’envoi").click()
-    _flash(staff, "envoyé au client.")
+    flash(staff, "envoyé au client.")
 
     live.deliver_emails()
     email = live.email_to("responsable@dupont.example", "Nouveau devis")
@@ -71,7 +66,7 @@ def test_a_draft_without_a_recipient_stays_in_the_editor_which_says_what_is_miss
     staff.get_by_label("Quantité").first.fill("1")
     staff.get_by_label("Prix unitaire HT (€)").first.fill("500")
     staff.get_by_role("button", name="Enregistrer le brouillon").click()
-    _flash(staff, "enregistré")
+    flash(staff, "enregistré")
     editor = staff.url
 
     staff.get_by_role("button", name="Envoyer", exact=True).click()

@@ -16,6 +16,7 @@ from playwright.sync_api import Page, expect
 
 from .conftest import (
     ARTIFACTS,
+    flash,
     link_in,
     open_organisation,
     screenshot,
@@ -31,13 +32,6 @@ def _found(pattern: re.Pattern, text: str) -> str:
     match = pattern.search(text)
     assert match, text
     return match.group(0)
-
-
-def _flash(page: Page, text: str) -> str:
-    """The text of the message shown at the top of the page (it must contain `text`)."""
-    message = page.get_by_role("alert").or_(page.get_by_role("status")).filter(has_text=text)
-    expect(message).to_be_visible()
-    return message.inner_text()
 
 
 def _pending_quote(page: Page, text: str):
@@ -99,11 +93,11 @@ def test_quote_on_demand_from_email_link_to_card_payment(live, new_context, staf
     staff.get_by_label("Quantité").first.fill("1")
     expect(staff.locator("#total-ttc")).to_have_text("4\u202f200,00\u00a0€")
     staff.get_by_role("button", name="Enregistrer le brouillon").click()
-    _flash(staff, "enregistré")
+    flash(staff, "enregistré")
     staff.get_by_role("button", name="Envoyer", exact=True).click()
     expect(staff.get_by_role("heading", name=re.compile(r"^Envoyer le devis .* \?$"))).to_be_visible()
     staff.get_by_role("button", name="Confirmer l’envoi").click()
-    reference = _found(REFERENCE, _flash(staff, "envoyé au client."))  # numbered when sent
+    reference = _found(REFERENCE, flash(staff, "envoyé au client."))  # numbered when sent
 
     live.deliver_emails()
     email = live.email_to("gestionnaire@dupont.example", f"Nouveau devis {reference}")
@@ -114,11 +108,11 @@ def test_quote_on_demand_from_email_link_to_card_payment(live, new_context, staf
     expect(client.get_by_text("Pack Entreprise 5 000 crédits").first).to_be_visible()
     _accept_quote(client)
 
-    number = _found(NUMBER, _flash(client, "est prête à être réglée"))
+    number = _found(NUMBER, flash(client, "est prête à être réglée"))
     expect(client.get_by_role("heading", name=f"Règlement de la facture {number}")).to_be_visible()
     expect(client.get_by_text("Montant à régler : 4\u202f200,00\u00a0€")).to_be_visible()
     _pay_by_card(client)
-    _flash(client, f"Paiement reçu, merci : la facture {number} est réglée.")
+    flash(client, f"Paiement reçu, merci : la facture {number} est réglée.")
     expect(client.get_by_role("heading", name=f"Facture {number} Payée")).to_be_visible()
     expect(client.get_by_text("Carte bancaire")).to_be_visible()
 
@@ -204,7 +198,7 @@ def test_quote_request_answered_then_refused_with_a_reason(live, new_context, st
     client.get_by_label("Journée de formation").fill("3")
     client.get_by_label("Votre message (facultatif)").fill("Formation de trois jours pour l'équipe.")
     client.get_by_role("button", name="Envoyer la demande").click()
-    _flash(client, "Votre demande de devis a été envoyée.")
+    flash(client, "Votre demande de devis a été envoyée.")
 
     staff = staff_page
     staff.get_by_role("link", name="Gestion courante").first.click()
@@ -213,18 +207,18 @@ def test_quote_request_answered_then_refused_with_a_reason(live, new_context, st
     ).click()
     expect(staff.get_by_text("Formation de trois jours pour l'équipe.")).to_be_visible()
     staff.get_by_role("button", name="Répondre").click()
-    _flash(staff, "Brouillon créé à partir de la demande")
+    flash(staff, "Brouillon créé à partir de la demande")
     expect(staff.get_by_label("Quantité").first).to_have_value("3")
     staff.get_by_role("button", name="Envoyer", exact=True).click()
     staff.get_by_role("button", name="Confirmer l’envoi").click()
-    reference = _found(REFERENCE, _flash(staff, "envoyé au client"))
+    reference = _found(REFERENCE, flash(staff, "envoyé au client"))
 
     client.get_by_role("link", name="Devis", exact=True).click()
     _pending_quote(client, reference).click()
     client.get_by_text("Refuser ce devis").click()
     client.get_by_label("Motif du refus (facultatif)").fill("Nous préférons attendre le budget de janvier.")
     client.get_by_role("button", name="Refuser").click()
-    _flash(client, f"Vous avez refusé le devis {reference}.")
+    flash(client, f"Vous avez refusé le devis {reference}.")
     client.get_by_role("link", name="Demandes de devis").click()
     expect(client.get_by_role("listitem").filter(has_text="3 × Journée de formation")).to_contain_text(
         f"Devis {reference}"
@@ -259,7 +253,7 @@ def test_validation_on_behalf_only_under_the_clients_mandate(live, staff_page):
     ).to_be_visible()
     staff.get_by_label("Comment le client a-t-il demandé cette validation ?").fill("Demande par téléphone")
     staff.get_by_role("button", name="Valider", exact=True).click()
-    _flash(staff, f"Devis {reference} validé pour le compte du client.")
+    flash(staff, f"Devis {reference} validé pour le compte du client.")
     expect(staff.get_by_text("Gestion courante (pour le compte du client)")).to_be_visible()
 
     live.deliver_emails()
@@ -283,7 +277,7 @@ def test_validation_on_behalf_only_under_the_clients_mandate(live, staff_page):
     expect(staff.get_by_role("heading", name=f"Devis {reference} En attente du client")).to_be_visible()
     expect(staff.get_by_role("link", name="Valider pour le compte du client")).to_have_count(0)
     staff.goto(staff.url + "/valider")
-    _flash(
+    flash(
         staff,
         "Ce client n'a pas autorisé la validation de devis pour son compte : "
         "la validation par l'équipe commerciale est impossible.",

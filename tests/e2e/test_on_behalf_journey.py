@@ -13,7 +13,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from .conftest import screenshot, sign_in_client
+from .conftest import flash, screenshot, sign_in_client
 
 ORGANISATION = "Cabinet Lefèvre & Associés"
 RESPONSABLE = "responsable@lefevre.example"
@@ -23,12 +23,6 @@ NOTE = "Demande par téléphone de Mme Lefèvre le 3/12, confirmée par email"
 REFERENCE = re.compile(r"DV-\d{4}-\d{5}")
 DATE_TIME = r"\d{2}/\d{2}/\d{4} \d{2}:\d{2}"
 SETTINGS_LINK = re.compile(r"https?://\S+/espace-client/parametres")
-
-
-def _flash(page: Page, text: str) -> str:
-    message = page.get_by_role("alert").or_(page.get_by_role("status")).filter(has_text=text).first
-    expect(message).to_be_visible()
-    return message.inner_text()
 
 
 def _validate_on_behalf(staff: Page) -> str:
@@ -47,7 +41,7 @@ def _validate_on_behalf(staff: Page) -> str:
     note.fill(NOTE)
     screenshot(staff, "mandat-1-note-de-validation")
     staff.get_by_role("button", name="Valider", exact=True).click()
-    _flash(staff, f"Devis {reference} validé pour le compte du client.")
+    flash(staff, f"Devis {reference} validé pour le compte du client.")
     return reference
 
 

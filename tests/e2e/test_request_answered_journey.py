@@ -14,7 +14,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
-from .conftest import screenshot, sign_in_client
+from .conftest import flash, screenshot, sign_in_client
 
 MEMBER = "membre@dupont.example"
 RESPONSABLE = "responsable@dupont.example"
@@ -23,12 +23,6 @@ MESSAGE = "Deux jours de formation pour les nouveaux arrivants."
 REFERENCE = re.compile(r"DV-\d{4}-\d{5}")
 TITLE = re.compile(r"^Demande du \d{2}/\d{2}/\d{4} : Journée de formation$")
 QUOTE_LINK = re.compile(r"https?://\S+/espace-client/devis/\d+")
-
-
-def _flash(page: Page, text: str) -> str:
-    message = page.get_by_role("alert").or_(page.get_by_role("status")).filter(has_text=text).first
-    expect(message).to_be_visible()
-    return message.inner_text()
 
 
 def _requests_queue(page: Page) -> Locator:
@@ -50,7 +44,7 @@ def test_a_request_is_answered_when_its_quote_is_sent(live, new_context, staff_p
     client.get_by_label("Journée de formation").fill("2")
     client.get_by_label("Votre message (facultatif)").fill(MESSAGE)
     client.get_by_role("button", name="Envoyer la demande").click()
-    _flash(client, "Votre demande de devis a été envoyée.")
+    flash(client, "Votre demande de devis a été envoyée.")
     expect(_my_request(client).locator(".badge")).to_have_text("Nouvelle")
 
     # Staff answer it: a draft titled after the request, for the responsable (a membre may not decide).
@@ -58,7 +52,7 @@ def test_a_request_is_answered_when_its_quote_is_sent(live, new_context, staff_p
     _requests_queue(staff).get_by_role("link", name=ORGANISATION).click()
     expect(staff.get_by_text(MESSAGE)).to_be_visible()
     staff.get_by_role("button", name="Répondre").click()
-    _flash(staff, "Brouillon créé à partir de la demande")
+    flash(staff, "Brouillon créé à partir de la demande")
     expect(staff.get_by_label("Objet")).to_have_value(TITLE)
     expect(staff.get_by_label("Destinataire").locator("option:checked")).to_contain_text(RESPONSABLE)
     expect(staff.get_by_label("Quantité").first).to_have_value("2")
@@ -78,7 +72,7 @@ def test_a_request_is_answered_when_its_quote_is_sent(live, new_context, staff_p
         staff.get_by_role("link", name="Envoyer", exact=True))
     send.click()
     staff.get_by_role("button", name="Confirmer l’envoi").click()
-    reference = REFERENCE.search(_flash(staff, "envoyé au client")).group(0)
+    reference = REFERENCE.search(flash(staff, "envoyé au client")).group(0)
 
     # Sent: the request leaves the queue; the responsable gets the quote, the membre is told.
     expect(_requests_queue(staff).get_by_role("link", name=ORGANISATION)).to_have_count(0)
