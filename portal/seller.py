@@ -7,7 +7,7 @@ from sqlalchemy import Select, select
 
 from .exceptions import SellerSettingsIncomplete
 from .extensions import db
-from .models import SellerSettings, TermsVersion
+from .models import SellerSettings, SupplyKind, TermsVersion
 
 # Seller fields without which an invoice would lack a mandatory mention (Code de commerce L441-9).
 MANDATORY_SELLER_FIELDS = {
@@ -45,6 +45,13 @@ def seller_snapshot() -> dict[str, str]:
     if missing:
         raise SellerSettingsIncomplete(fields=", ".join(missing))
     return {field: row[field] or "" for field in SNAPSHOT_SELLER_FIELDS}
+
+
+def default_supply_kind() -> SupplyKind:
+    """A new product's nature: the seller's category of operations, when it is goods or services
+    (services for « mixte »)."""
+    category = seller_settings().operation_category
+    return SupplyKind.GOODS if category == SupplyKind.GOODS.value else SupplyKind.SERVICES
 
 
 # --- Terms of sale (CGV) ----------------------------------------------------------------------

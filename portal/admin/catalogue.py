@@ -21,7 +21,7 @@ from ..forms import EuroField
 from ..i18n import lazy_gettext as _l
 from ..labels import french_date, vat_rate
 from ..models import Product, SupplyKind, TermsVersion
-from ..seller import seller_settings
+from ..seller import default_supply_kind
 from ..transaction import transaction
 from .base import (
     ConfirmForm,
@@ -61,18 +61,12 @@ class ProductForm(PortalForm):
                     message=_l("Le nombre de crédits par unité doit être compris entre 0 et 1 000 000."))])
     published = BooleanField(_l("Publié (proposé aux clients dans leurs demandes de devis)"), default=True)
     supply_kind = SelectField(
-        _l("Nature"), default=lambda: default_supply_kind().value,
+        _l("Nature"), default=lambda: default_supply_kind().value,  # the seller's category
         choices=[SelectChoice(SupplyKind.SERVICES.value, _l("Prestation de services")),
                  SelectChoice(SupplyKind.GOODS.value, _l("Livraison de biens"))],
         coerce=SupplyKind,
         description=_l("Chaque ligne de devis garde la nature de son produit ; la facture en déduit "
                        "sa catégorie d'opération (biens, services ou mixte)."))
-
-
-def default_supply_kind() -> SupplyKind:
-    """A new product's nature: the seller's category of operations, when it is goods or services."""
-    category = seller_settings().operation_category
-    return SupplyKind.GOODS if category == SupplyKind.GOODS.value else SupplyKind.SERVICES
 
 
 SUPPLY_KIND_LABELS = {SupplyKind.GOODS: _l("Livraison de biens"),
